@@ -1,0 +1,261 @@
+package fsm
+
+import (
+	"hash/fnv"
+)
+
+// Header field bounds, in bytes.
+const (
+	maxRequestIDLen = 128
+	maxActorLen     = 128
+	maxCauseLen     = 256
+	maxReasonLen    = 128
+	maxIDLen        = 128
+)
+
+// Result is what Apply returns for one command.
+type Result struct {
+	// Index is the raft index the command was applied at. For a duplicate it is
+	// the index of the first application.
+	Index RaftIndex
+	// Events are the events the command produced, in order, already folded into
+	// the state. Empty for rejections and duplicates.
+	Events []Event
+	// Err is set (to a *RejectError) when the whole command was rejected.
+	Err error
+	// Items holds one entry per item of a batch command: nil if the item was
+	// accepted, a *RejectError if it was rejected. Nil for single commands and
+	// when Err is set.
+	Items []error
+	// Duplicate is set when the request id had already been applied: the other
+	// fields repeat the first outcome and nothing was emitted.
+	Duplicate bool
+}
+
+// Rejected reports how many items were rejected (1 for a rejected command).
+func (r Result) Rejected() int {
+	if r.Err != nil {
+		return 1
+	}
+	n := 0
+	for _, e := range r.Items {
+		if e != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// FirstError returns the whole-command error, or else the first item error.
+func (r Result) FirstError() error {
+	if r.Err != nil {
+		return r.Err
+	}
+	for _, e := range r.Items {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// Apply applies one committed command at raft index idx and term.
+//
+// It validates the command against the state, produces events, folds them, and
+// returns them. A rejected command, or a rejected item of a batch command, changes
+// nothing but the applied index. The index must be larger than the last applied
+// one; raft guarantees that, and an older index is rejected without effect.
+func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
+	if idx <= s.applied {
+		return Result{Index: idx, Err: reject(CodeInvalidArgument, "index %d already applied (at %d)", idx, s.applied)}
+	}
+	s.applied, s.term = idx, term
+	if err := s.validateHeader(cmd); err != nil {
+		return Result{Index: idx, Err: err}
+	}
+	n := cmd.Body.items()
+	var hash uint64
+	if cmd.RequestID != "" {
+		hash = bodyHash(cmd.Body)
+		if prev, ok := s.requests.lookup(cmd.RequestID); ok {
+			if prev.Hash != hash {
+				return Result{Index: idx, Err: reject(CodeRequestIDReused,
+					"request id %q was used at index %d for another command", cmd.RequestID, prev.Index)}
+			}
+			return prev.result(n)
+		}
+	}
+
+	a := applier{s: s, idx: idx, term: term, hdr: cmd.Header}
+	if n > 0 {
+		if n > s.cfg.MaxItems {
+			a.err = reject(CodeLimitExceeded, "%d items in one command, at most %d", n, s.cfg.MaxItems)
+		} else {
+			a.items = make([]error, n)
+		}
+	}
+	if a.err == nil {
+		a.dispatch(cmd.Body)
+	}
+	res := Result{Index: idx, Events: a.events, Err: nil, Items: a.items}
+	if a.err != nil {
+		res.Err, res.Items = a.err, nil
+	}
+	if cmd.RequestID != "" {
+		s.remember(cmd, hash, res)
+	}
+	return res
+}
+
+func (s *State) remember(cmd Command, hash uint64, res Result) {
+	e := requestEntry{ID: cmd.RequestID, Index: res.Index, Time: cmd.Time, Hash: hash}
+	if res.Err != nil {
+		e.Err = asReject(res.Err)
+	}
+	for i, err := range res.Items {
+		if err != nil {
+			e.Items = append(e.Items, itemReject{Item: i, Err: asReject(err)})
+		}
+	}
+	s.requests.add(e)
+	s.requests.evict(s.cfg.MaxRequestIDs, cmd.Time-int64(s.cfg.RequestIDTTL))
+}
+
+func asReject(err error) *RejectError {
+	if r, ok := err.(*RejectError); ok {
+		return r
+	}
+	return &RejectError{Code: CodeInvalidArgument, Msg: err.Error()}
+}
+
+func (s *State) validateHeader(cmd Command) error {
+	switch {
+	case cmd.Body == nil:
+		return reject(CodeInvalidArgument, "command has no body")
+	case len(cmd.RequestID) > maxRequestIDLen:
+		return reject(CodeInvalidArgument, "request id longer than %d bytes", maxRequestIDLen)
+	case len(cmd.Actor) > maxActorLen:
+		return reject(CodeInvalidArgument, "actor longer than %d bytes", maxActorLen)
+	case len(cmd.Cause) > maxCauseLen:
+		return reject(CodeInvalidArgument, "cause longer than %d bytes", maxCauseLen)
+	case cmd.Time < 0:
+		return reject(CodeInvalidArgument, "negative command time")
+	}
+	if t := cmd.Body.Type(); t == 0 || t >= cmdTypeEnd {
+		return reject(CodeUnknownCommand, "command type %d", t)
+	}
+	return nil
+}
+
+func bodyHash(b Body) uint64 {
+	h := fnv.New64a()
+	var e encoder
+	encodeBody(&e, b)
+	h.Write(e.buf)
+	return h.Sum64()
+}
+
+// applier carries one command through decide and fold.
+type applier struct {
+	s      *State
+	idx    RaftIndex
+	term   uint64
+	hdr    Header
+	events []Event
+	err    *RejectError // whole-command rejection
+	items  []error
+}
+
+// emit stamps and folds one event. Decide code calls it only after validating,
+// and fold never fails on a validated event.
+func (a *applier) emit(b EventBody) {
+	ev := Event{
+		Meta: Meta{
+			Index: a.idx, Seq: uint32(len(a.events)), Term: a.term, Time: a.hdr.Time,
+			Actor: a.hdr.Actor, Cause: a.hdr.Cause, RequestID: a.hdr.RequestID,
+		},
+		Body: b,
+	}
+	a.s.fold(ev)
+	a.events = append(a.events, ev)
+}
+
+// item records the outcome of item i.
+func (a *applier) item(i int, err *RejectError) {
+	if err != nil {
+		a.items[i] = err
+	}
+}
+
+func (a *applier) dispatch(b Body) {
+	switch b := b.(type) {
+	case Join:
+		a.err = a.join(b)
+	case Leave:
+		a.err = a.leave(b)
+	case Expire:
+		a.err = a.expire(b)
+	case RemoveWorker:
+		a.err = a.removeWorker(b)
+	case Declare:
+		a.declare(b)
+	case RemovePartitions:
+		for i, p := range b.Partitions {
+			a.item(i, a.removePartition(p))
+		}
+	case Claim:
+		for i, it := range b.Items {
+			a.item(i, a.claim(it))
+		}
+	case Prepare:
+		for i, it := range b.Items {
+			a.item(i, a.prepare(it))
+		}
+	case Drain:
+		if a.err = a.reporter(b.Worker, b.Incarnation); a.err == nil {
+			for i, it := range b.Items {
+				a.item(i, a.drain(b.Worker, it))
+			}
+		}
+	case Commit:
+		for i, it := range b.Items {
+			a.item(i, a.commit(it))
+		}
+	case ForceCommit:
+		for i, it := range b.Items {
+			a.item(i, a.forceCommit(it))
+		}
+	case Activate:
+		if a.err = a.reporter(b.Worker, b.Incarnation); a.err == nil {
+			for i, it := range b.Items {
+				a.item(i, a.activate(b.Worker, it))
+			}
+		}
+	case Abort:
+		for i, it := range b.Items {
+			a.item(i, a.abort(it))
+		}
+	case Release:
+		if a.err = a.reporter(b.Worker, b.Incarnation); a.err == nil {
+			for i, it := range b.Items {
+				a.item(i, a.release(b.Worker, it))
+			}
+		}
+	case Checkpoint:
+		if a.err = a.reporter(b.Worker, b.Incarnation); a.err == nil {
+			for i, it := range b.Items {
+				a.item(i, a.checkpoint(b.Worker, it))
+			}
+		}
+	case Cordon:
+		a.err = a.cordon(b)
+	case Pin:
+		a.err = a.pin(b)
+	case SetRebalance:
+		if b.Paused != a.s.paused {
+			a.emit(RebalanceSet{Paused: b.Paused})
+		}
+	default:
+		a.err = reject(CodeUnknownCommand, "command type %T", b)
+	}
+}

@@ -1,0 +1,135 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// CheckInvariants verifies the structural invariants of docs/protocol.md that a
+// single state can show (the ones about history are checked by HistoryChecker):
+//
+//	I1  at most one owner per partition; the owned index agrees with owners;
+//	    a pending handoff's From is the partition's owner.
+//	I2  a pending handoff was prepared at the partition's current epoch; every
+//	    owned partition has an epoch >= 1; handoff ids are below the allocator.
+//	I3  preparing ⇔ a pending, undrained handoff; drained ⇔ a pending, drained one.
+//	I4  a drained handoff's through_seq is the checkpoint; an owned partition's
+//	    checkpoint is at or after where its owner resumed.
+//	I6  no pending handoff targets a worker that is gone, leaving or cordoned; no
+//	    partition is active, activating or preparing on a gone worker; a gone
+//	    worker is kept only while it owns something.
+//
+// It returns every violation found, joined.
+func (s *State) CheckInvariants() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("fsm invariant: "+format, args...))
+	}
+	ids := make([]PartitionID, 0, len(s.partitions))
+	for id := range s.partitions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ownedCount := 0
+	pendingCount := 0
+	for _, id := range ids {
+		p := s.partitions[id]
+		if p.ID != id {
+			bad("partition keyed %s has id %s", id, p.ID)
+		}
+		if p.Phase == 0 || p.Phase > PhaseOrphaned {
+			bad("partition %s has invalid phase %d", id, p.Phase)
+			continue
+		}
+		if (p.Phase == PhaseUnassigned) != (p.Owner == "") {
+			bad("I1: partition %s is %s with owner %q", id, p.Phase, p.Owner)
+		}
+		if p.Owner != "" {
+			ownedCount++
+			if _, ok := s.owned[p.Owner][id]; !ok {
+				bad("I1: partition %s missing from owner %s's index", id, p.Owner)
+			}
+			w := s.workers[p.Owner]
+			if w == nil {
+				bad("I1: partition %s owned by unknown worker %s", id, p.Owner)
+			} else if w.State == WorkerGone && p.Phase != PhaseOrphaned && p.Phase != PhaseDrained {
+				bad("I6: partition %s is %s on gone worker %s", id, p.Phase, p.Owner)
+			}
+			if p.Epoch == 0 {
+				bad("I2: owned partition %s has epoch 0", id)
+			}
+			if p.Checkpoint < p.ResumeAfter {
+				bad("I4: partition %s checkpoint %d before resume point %d", id, p.Checkpoint, p.ResumeAfter)
+			}
+		}
+		if p.Handoff == 0 {
+			if p.Phase == PhasePreparing || p.Phase == PhaseDrained {
+				bad("I3: partition %s is %s without a handoff", id, p.Phase)
+			}
+			continue
+		}
+		pendingCount++
+		h := s.handoffs[p.Handoff]
+		if h == nil {
+			bad("I3: partition %s names missing handoff %s", id, p.Handoff)
+			continue
+		}
+		if h.Partition != id {
+			bad("I3: handoff %s is for %s, named by %s", h.ID, h.Partition, id)
+		}
+		if h.From != p.Owner {
+			bad("I1: handoff %s from %s but %s owns %s", h.ID, h.From, p.Owner, id)
+		}
+		if h.Epoch != p.Epoch {
+			bad("I2: handoff %s prepared at epoch %d, partition %s at %d", h.ID, h.Epoch, id, p.Epoch)
+		}
+		if h.ID > s.lastHandoff {
+			bad("I2: handoff %s above the allocator %s", h.ID, s.lastHandoff)
+		}
+		switch {
+		case p.Phase == PhasePreparing && h.Drained, p.Phase == PhaseDrained && !h.Drained:
+			bad("I3: partition %s is %s, handoff %s drained=%v", id, p.Phase, h.ID, h.Drained)
+		case p.Phase != PhasePreparing && p.Phase != PhaseDrained && p.Phase != PhaseOrphaned:
+			bad("I3: partition %s is %s with pending handoff %s", id, p.Phase, h.ID)
+		}
+		if h.Drained && p.Checkpoint != h.ThroughSeq {
+			bad("I4: handoff %s drained through %d, checkpoint %d", h.ID, h.ThroughSeq, p.Checkpoint)
+		}
+		if h.To != "" {
+			if t := s.workers[h.To]; t == nil || t.State != WorkerActive || t.Cordoned {
+				bad("I6: handoff %s targets ineligible worker %s", h.ID, h.To)
+			}
+		}
+	}
+	if pendingCount != len(s.handoffs) {
+		bad("I3: %d handoffs held, %d named by partitions", len(s.handoffs), pendingCount)
+	}
+	n := 0
+	for w, set := range s.owned {
+		n += len(set)
+		for id := range set {
+			if p := s.partitions[id]; p == nil || p.Owner != w {
+				bad("I1: owned index lists %s under %s", id, w)
+			}
+		}
+	}
+	if n != ownedCount {
+		bad("I1: owned index holds %d partitions, %d are owned", n, ownedCount)
+	}
+	for id, w := range s.workers {
+		if w.ID != id {
+			bad("worker keyed %s has id %s", id, w.ID)
+		}
+		if w.State == 0 || w.State > WorkerGone {
+			bad("worker %s has invalid state %d", id, w.State)
+		}
+		if w.State == WorkerGone && len(s.owned[id]) == 0 {
+			bad("I6: gone worker %s kept while owning nothing", id)
+		}
+	}
+	if s.requests.len() > s.cfg.MaxRequestIDs {
+		bad("request table holds %d entries, bound %d", s.requests.len(), s.cfg.MaxRequestIDs)
+	}
+	return errors.Join(errs...)
+}

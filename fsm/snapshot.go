@@ -1,0 +1,365 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"slices"
+)
+
+// Snapshot format: an 8-byte magic and a version byte, then length-prefixed
+// records (header, workers, partitions, handoffs, request ids), each sorted by id,
+// then a zero length and the CRC-32C of everything before it. The encoding is
+// canonical: equal states encode to equal bytes (invariant 5).
+
+var snapshotMagic = []byte("BATONFSM")
+
+const (
+	snapshotVersion = 1
+	maxRecordLen    = 16 << 20
+
+	recHeader    = 1
+	recWorker    = 2
+	recPartition = 3
+	recHandoff   = 4
+	recRequest   = 5
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// WriteSnapshot writes the canonical encoding of the state to w, streaming one
+// record at a time.
+func (s *State) WriteSnapshot(w io.Writer) error {
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
+	if _, err := bw.Write(snapshotMagic); err != nil {
+		return err
+	}
+	if err := bw.WriteByte(snapshotVersion); err != nil {
+		return err
+	}
+	var e encoder
+	put := func() error {
+		var n [binary.MaxVarintLen64]byte
+		if _, err := bw.Write(n[:binary.PutUvarint(n[:], uint64(len(e.buf)))]); err != nil {
+			return err
+		}
+		_, err := bw.Write(e.buf)
+		e.buf = e.buf[:0]
+		return err
+	}
+
+	e.u8(recHeader)
+	e.uvarint(uint64(s.applied))
+	e.uvarint(s.term)
+	e.uvarint(uint64(s.lastHandoff))
+	e.bool(s.paused)
+	e.uvarint(uint64(len(s.workers)))
+	e.uvarint(uint64(len(s.partitions)))
+	e.uvarint(uint64(len(s.handoffs)))
+	e.uvarint(uint64(s.requests.len()))
+	if err := put(); err != nil {
+		return err
+	}
+	for _, w := range s.Workers() {
+		e.u8(recWorker)
+		e.str(string(w.ID))
+		e.uvarint(uint64(w.Incarnation))
+		e.uvarint(uint64(w.Weight))
+		e.uvarint(uint64(len(w.Labels)))
+		for _, l := range w.Labels {
+			e.str(l.Key)
+			e.str(l.Value)
+		}
+		e.u8(uint8(w.State))
+		e.bool(w.Cordoned)
+		e.varint(w.JoinedTime)
+		if err := put(); err != nil {
+			return err
+		}
+	}
+	ids := make([]PartitionID, 0, len(s.partitions))
+	for id := range s.partitions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := s.partitions[id]
+		e.u8(recPartition)
+		e.str(string(p.ID))
+		e.strs(p.Subjects)
+		e.uvarint(uint64(p.Weight))
+		e.str(string(p.Owner))
+		e.uvarint(uint64(p.Epoch))
+		e.u8(uint8(p.Phase))
+		e.uvarint(uint64(p.ResumeAfter))
+		e.uvarint(uint64(p.Checkpoint))
+		e.uvarint(uint64(p.Handoff))
+		e.str(string(p.Pinned))
+		e.uvarint(uint64(p.DeclaredIndex))
+		e.uvarint(uint64(p.OwnerIndex))
+		if err := put(); err != nil {
+			return err
+		}
+	}
+	for _, h := range s.Handoffs() {
+		e.u8(recHandoff)
+		e.uvarint(uint64(h.ID))
+		e.str(string(h.Partition))
+		e.str(string(h.From))
+		e.str(string(h.To))
+		e.uvarint(uint64(h.Epoch))
+		e.str(h.Reason)
+		e.varint(h.Deadline)
+		e.uvarint(uint64(h.PreparedIndex))
+		e.varint(h.PreparedTime)
+		e.bool(h.Drained)
+		e.uvarint(uint64(h.ThroughSeq))
+		e.varint(h.DrainedTime)
+		if err := put(); err != nil {
+			return err
+		}
+	}
+	for _, r := range s.requests.entries() {
+		e.u8(recRequest)
+		e.str(r.ID)
+		e.uvarint(uint64(r.Index))
+		e.varint(r.Time)
+		e.uvarint(r.Hash)
+		encodeReject(&e, r.Err)
+		e.uvarint(uint64(len(r.Items)))
+		for _, it := range r.Items {
+			e.uvarint(uint64(it.Item))
+			encodeReject(&e, it.Err)
+		}
+		if err := put(); err != nil {
+			return err
+		}
+	}
+	// A zero length ends the records; the checksum of everything up to and
+	// including it follows, written straight to w.
+	if err := bw.WriteByte(0); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	var t [4]byte
+	binary.BigEndian.PutUint32(t[:], crc.Sum32())
+	_, err := w.Write(t[:])
+	return err
+}
+
+func encodeReject(e *encoder, r *RejectError) {
+	if r == nil {
+		e.str("")
+		return
+	}
+	e.str(string(r.Code))
+	e.str(r.Msg)
+}
+
+func decodeReject(d *decoder) *RejectError {
+	code := d.str()
+	if code == "" {
+		return nil
+	}
+	return &RejectError{Code: Code(code), Msg: d.str()}
+}
+
+// ErrSnapshotInvalid wraps every reason ReadSnapshot refuses its input.
+var ErrSnapshotInvalid = errors.New("fsm: invalid snapshot")
+
+// ReadSnapshot reads a snapshot written by WriteSnapshot into a new state bounded
+// by cfg. It verifies the checksum and the invariants, so a truncated, corrupted
+// or forged snapshot is an error, never a panic or a half-built state.
+func ReadSnapshot(r io.Reader, cfg Config) (*State, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := readSnapshot(r, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSnapshotInvalid, err)
+	}
+	return s, nil
+}
+
+type crcReader struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+}
+
+func (c *crcReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.crc.Write([]byte{b})
+	}
+	return b, err
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc.Write(p[:n])
+	return n, err
+}
+
+func readSnapshot(r io.Reader, cfg Config) (*State, error) {
+	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
+	head := make([]byte, len(snapshotMagic)+1)
+	if _, err := io.ReadFull(cr, head); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	if !bytes.Equal(head[:len(snapshotMagic)], snapshotMagic) {
+		return nil, errors.New("bad magic")
+	}
+	if head[len(snapshotMagic)] != snapshotVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, head[len(snapshotMagic)])
+	}
+	s := newState(cfg)
+	var nWorkers, nPartitions, nHandoffs, nRequests uint64
+	var buf []byte
+	sawHeader := false
+	for {
+		n, err := binary.ReadUvarint(cr)
+		if err != nil {
+			return nil, fmt.Errorf("record length: %w", err)
+		}
+		if n == 0 {
+			break // the end marker; the checksum follows
+		}
+		if n > maxRecordLen {
+			return nil, fmt.Errorf("record length %d", n)
+		}
+		buf = slices.Grow(buf[:0], int(n))[:n]
+		if _, err := io.ReadFull(cr, buf); err != nil {
+			return nil, fmt.Errorf("record: %w", err)
+		}
+		d := decoder{buf: buf}
+		kind := d.u8()
+		if !sawHeader && kind != recHeader {
+			return nil, errors.New("first record is not the header")
+		}
+		switch kind {
+		case recHeader:
+			if sawHeader {
+				return nil, errors.New("two headers")
+			}
+			sawHeader = true
+			s.applied = RaftIndex(d.uvarint())
+			s.term = d.uvarint()
+			s.lastHandoff = HandoffID(d.uvarint())
+			s.paused = d.bool()
+			nWorkers, nPartitions, nHandoffs, nRequests = d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
+		case recWorker:
+			w := &Worker{ID: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint()), Weight: d.u32(),
+				Labels: decodeLabels(&d), State: WorkerState(d.u8()), Cordoned: d.bool(), JoinedTime: d.varint()}
+			if d.err == nil && s.workers[w.ID] != nil {
+				return nil, fmt.Errorf("worker %s twice", w.ID)
+			}
+			s.workers[w.ID] = w
+		case recPartition:
+			p := &Partition{ID: PartitionID(d.str()), Subjects: d.strs(), Weight: d.u32(), Owner: WorkerID(d.str()),
+				Epoch: Epoch(d.uvarint()), Phase: Phase(d.u8()), ResumeAfter: StreamSeq(d.uvarint()),
+				Checkpoint: StreamSeq(d.uvarint()), Handoff: HandoffID(d.uvarint()), Pinned: WorkerID(d.str()),
+				DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint())}
+			if d.err == nil && s.partitions[p.ID] != nil {
+				return nil, fmt.Errorf("partition %s twice", p.ID)
+			}
+			s.partitions[p.ID] = p
+		case recHandoff:
+			h := &Handoff{ID: HandoffID(d.uvarint()), Partition: PartitionID(d.str()), From: WorkerID(d.str()),
+				To: WorkerID(d.str()), Epoch: Epoch(d.uvarint()), Reason: d.str(), Deadline: d.varint(),
+				PreparedIndex: RaftIndex(d.uvarint()), PreparedTime: d.varint(), Drained: d.bool(),
+				ThroughSeq: StreamSeq(d.uvarint()), DrainedTime: d.varint()}
+			if d.err == nil && s.handoffs[h.ID] != nil {
+				return nil, fmt.Errorf("handoff %s twice", h.ID)
+			}
+			s.handoffs[h.ID] = h
+		case recRequest:
+			e := requestEntry{ID: d.str(), Index: RaftIndex(d.uvarint()), Time: d.varint(), Hash: d.uvarint(),
+				Err: decodeReject(&d)}
+			e.Items = items(&d, 2, func() itemReject { return itemReject{Item: int(d.u32()), Err: decodeReject(&d)} })
+			if d.err == nil {
+				if _, dup := s.requests.lookup(e.ID); dup || e.ID == "" {
+					return nil, fmt.Errorf("request id %q twice or empty", e.ID)
+				}
+			}
+			s.requests.add(e)
+		default:
+			return nil, fmt.Errorf("record kind %d", kind)
+		}
+		if err := d.done(); err != nil {
+			return nil, err
+		}
+	}
+	want := cr.crc.Sum32()
+	var t [4]byte
+	if _, err := io.ReadFull(cr.r, t[:]); err != nil {
+		return nil, fmt.Errorf("trailer: %w", err)
+	}
+	if got := binary.BigEndian.Uint32(t[:]); got != want {
+		return nil, fmt.Errorf("checksum %08x, want %08x", got, want)
+	}
+	if _, err := cr.r.ReadByte(); err != io.EOF {
+		return nil, errors.New("bytes after trailer")
+	}
+	if !sawHeader || uint64(len(s.workers)) != nWorkers || uint64(len(s.partitions)) != nPartitions ||
+		uint64(len(s.handoffs)) != nHandoffs || uint64(s.requests.len()) != nRequests {
+		return nil, errors.New("record counts do not match the header")
+	}
+	if err := s.rebuildIndexes(); err != nil {
+		return nil, err
+	}
+	if err := s.CheckInvariants(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// rebuildIndexes derives the owned and subject indexes from the records.
+func (s *State) rebuildIndexes() error {
+	ids := make([]PartitionID, 0, len(s.partitions))
+	for id := range s.partitions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := s.partitions[id]
+		for _, sub := range p.Subjects {
+			if !validSubject(sub) {
+				return fmt.Errorf("partition %s: invalid subject %q", id, sub)
+			}
+			if other, hit := s.subjects.overlap(sub); hit {
+				return fmt.Errorf("partition %s: subject %q overlaps %s", id, sub, other)
+			}
+		}
+		for _, sub := range p.Subjects {
+			s.subjects.add(sub, id)
+		}
+		if p.Owner != "" {
+			owner := p.Owner
+			p.Owner = ""
+			s.setOwner(p, owner)
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy, made by a snapshot round trip so that it is exactly
+// what a replica restoring this state would hold.
+func (s *State) Clone() *State {
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		panic(fmt.Sprintf("fsm: clone: %v", err)) // writing to memory cannot fail
+	}
+	c, err := ReadSnapshot(&buf, s.cfg)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: clone of a state that breaks its invariants: %v", err))
+	}
+	return c
+}

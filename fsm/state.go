@@ -1,0 +1,185 @@
+package fsm
+
+import (
+	"slices"
+)
+
+// Worker is the state machine's record of one worker.
+type Worker struct {
+	ID          WorkerID
+	Incarnation Incarnation
+	Weight      uint32
+	Labels      []Label // sorted by key
+	State       WorkerState
+	Cordoned    bool
+	JoinedTime  int64 // leader time of the WorkerJoined, Unix nanoseconds
+}
+
+// Partition is the state machine's record of one partition.
+type Partition struct {
+	ID       PartitionID
+	Subjects []string // sorted
+	Weight   uint32
+	// Owner is the worker allowed to process the partition (empty when
+	// unassigned). During a handoff the old owner stays owner until commit.
+	Owner WorkerID
+	// Epoch is the current fencing token; 0 until the first claim. It keeps its
+	// value while unassigned so the next claim moves past it.
+	Epoch Epoch
+	Phase Phase
+	// ResumeAfter is where the current owner resumes: it processes messages with
+	// sequence > ResumeAfter.
+	ResumeAfter StreamSeq
+	// Checkpoint: every message with sequence <= Checkpoint is finished.
+	Checkpoint StreamSeq
+	// Handoff is the pending handoff, 0 if none.
+	Handoff HandoffID
+	// Pinned is the worker placement must keep the partition on, if eligible.
+	Pinned WorkerID
+	// DeclaredIndex is the raft index of the PartitionsDeclared that added it.
+	DeclaredIndex RaftIndex
+	// OwnerIndex is the raft index of the Claimed or Committed that set the
+	// current owner (0 when unassigned). The audit log's retention keeps it.
+	OwnerIndex RaftIndex
+}
+
+// Handoff is a pending move of one partition.
+type Handoff struct {
+	ID        HandoffID
+	Partition PartitionID
+	From      WorkerID
+	To        WorkerID // empty: release once drained
+	Epoch     Epoch    // the partition's epoch when prepared
+	Reason    string
+	Deadline  int64 // Unix nanoseconds; 0 = none
+	// PreparedIndex and PreparedTime record when the handoff began.
+	PreparedIndex RaftIndex
+	PreparedTime  int64
+	// Drained is set once the owner reported ThroughSeq.
+	Drained     bool
+	ThroughSeq  StreamSeq
+	DrainedTime int64
+}
+
+// State is the whole replicated state. The zero value is not usable: call New.
+type State struct {
+	cfg Config
+
+	applied RaftIndex
+	term    uint64
+
+	workers     map[WorkerID]*Worker
+	partitions  map[PartitionID]*Partition
+	handoffs    map[HandoffID]*Handoff
+	lastHandoff HandoffID // the last allocated handoff id
+	paused      bool      // voluntary rebalancing paused
+	requests    requestTable
+
+	// Derived indexes, rebuilt on restore and never encoded.
+	owned    map[WorkerID]map[PartitionID]struct{} // partitions by Owner
+	subjects *subjectIndex
+}
+
+// New returns an empty state bounded by cfg.
+func New(cfg Config) (*State, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return newState(cfg), nil
+}
+
+func newState(cfg Config) *State {
+	return &State{
+		cfg:        cfg,
+		workers:    make(map[WorkerID]*Worker),
+		partitions: make(map[PartitionID]*Partition),
+		handoffs:   make(map[HandoffID]*Handoff),
+		requests:   newRequestTable(),
+		owned:      make(map[WorkerID]map[PartitionID]struct{}),
+		subjects:   newSubjectIndex(),
+	}
+}
+
+// Config returns the bounds the state was created with.
+func (s *State) Config() Config { return s.cfg }
+
+// AppliedIndex returns the raft index of the last applied command.
+func (s *State) AppliedIndex() RaftIndex { return s.applied }
+
+// Term returns the raft term of the last applied command.
+func (s *State) Term() uint64 { return s.term }
+
+// Paused reports whether voluntary rebalancing is paused.
+func (s *State) Paused() bool { return s.paused }
+
+// setOwner moves p to owner w (empty: unassigned), keeping the owned index.
+func (s *State) setOwner(p *Partition, w WorkerID) {
+	if p.Owner != "" {
+		if set := s.owned[p.Owner]; set != nil {
+			delete(set, p.ID)
+			if len(set) == 0 {
+				delete(s.owned, p.Owner)
+			}
+		}
+	}
+	p.Owner = w
+	if w != "" {
+		set := s.owned[w]
+		if set == nil {
+			set = make(map[PartitionID]struct{})
+			s.owned[w] = set
+		}
+		set[p.ID] = struct{}{}
+	}
+}
+
+// ownedSorted lists the partitions w owns, sorted, so that whatever iterates them
+// produces the same output on every replica.
+func (s *State) ownedSorted(w WorkerID) []PartitionID {
+	set := s.owned[w]
+	out := make([]PartitionID, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// handoffsTo lists the pending handoffs targeting w, sorted by id.
+func (s *State) handoffsTo(w WorkerID) []*Handoff {
+	var out []*Handoff
+	for _, h := range s.handoffs {
+		if h.To == w {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Handoff) int { return cmpUint(a.ID, b.ID) })
+	return out
+}
+
+// pruneIfDone forgets a gone worker once it owns nothing: its incarnation lives on
+// in the audit log, and a new join gets a larger one (the join's raft index).
+func (s *State) pruneIfDone(w WorkerID) {
+	wk := s.workers[w]
+	if wk == nil || wk.State != WorkerGone || len(s.owned[w]) > 0 {
+		return
+	}
+	delete(s.workers, w)
+}
+
+func cmpUint[T ~uint64 | ~uint32](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func maxSeq(a, b StreamSeq) StreamSeq {
+	if a > b {
+		return a
+	}
+	return b
+}

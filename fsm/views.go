@@ -1,0 +1,159 @@
+package fsm
+
+import (
+	"slices"
+	"strings"
+)
+
+// Assignment is what one worker must do, as of state index Index.
+type Assignment struct {
+	Worker      WorkerID
+	Incarnation Incarnation
+	State       WorkerState
+	Cordoned    bool
+	// Index is the applied raft index this view reflects; a blocking query waits
+	// for it to pass the caller's last seen index.
+	Index RaftIndex
+	// Partitions the worker owns, sorted by id, in every phase. The worker
+	// processes those activating or active, drains those preparing, and stays off
+	// those drained or orphaned.
+	Partitions []AssignedPartition
+}
+
+// AssignedPartition is one owned partition in an Assignment.
+type AssignedPartition struct {
+	Partition   PartitionID
+	Subjects    []string
+	Epoch       Epoch
+	Phase       Phase
+	ResumeAfter StreamSeq
+	Checkpoint  StreamSeq
+	// Handoff is the pending handoff out of this worker (0 if none), with its
+	// target (empty for a release) and drain deadline.
+	Handoff   HandoffID
+	HandoffTo WorkerID
+	Deadline  int64
+}
+
+// Assignment returns worker w's assignment. ok is false if the worker is unknown
+// (never joined, or gone and forgotten).
+func (s *State) Assignment(w WorkerID) (a Assignment, ok bool) {
+	wk := s.workers[w]
+	if wk == nil {
+		return Assignment{Worker: w, Index: s.applied}, false
+	}
+	a = Assignment{Worker: w, Incarnation: wk.Incarnation, State: wk.State, Cordoned: wk.Cordoned, Index: s.applied}
+	for _, id := range s.ownedSorted(w) {
+		p := s.partitions[id]
+		ap := AssignedPartition{
+			Partition: p.ID, Subjects: p.Subjects, Epoch: p.Epoch, Phase: p.Phase,
+			ResumeAfter: p.ResumeAfter, Checkpoint: p.Checkpoint, Handoff: p.Handoff,
+		}
+		if h := s.handoffs[p.Handoff]; h != nil {
+			ap.HandoffTo, ap.Deadline = h.To, h.Deadline
+		}
+		a.Partitions = append(a.Partitions, ap)
+	}
+	return a, true
+}
+
+// PartitionInfo is the full state of one partition.
+type PartitionInfo struct {
+	Partition
+	// PendingHandoff is a copy of the pending handoff, if any.
+	PendingHandoff *Handoff
+}
+
+// PartitionView returns one partition's full state.
+func (s *State) PartitionView(id PartitionID) (PartitionInfo, bool) {
+	p := s.partitions[id]
+	if p == nil {
+		return PartitionInfo{}, false
+	}
+	info := PartitionInfo{Partition: *p}
+	if h := s.handoffs[p.Handoff]; h != nil {
+		hc := *h
+		info.PendingHandoff = &hc
+	}
+	return info, true
+}
+
+// Partitions returns up to limit partitions with ids greater than after, sorted
+// by id (limit <= 0: all). Paging by id keeps each page bounded.
+func (s *State) Partitions(after PartitionID, limit int) []PartitionInfo {
+	ids := make([]PartitionID, 0, len(s.partitions))
+	for id := range s.partitions {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]PartitionInfo, len(ids))
+	for i, id := range ids {
+		out[i], _ = s.PartitionView(id)
+	}
+	return out
+}
+
+// Workers returns every known worker, sorted by id.
+func (s *State) Workers() []Worker {
+	out := make([]Worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		out = append(out, *w)
+	}
+	slices.SortFunc(out, func(a, b Worker) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// Worker returns one worker.
+func (s *State) Worker(id WorkerID) (Worker, bool) {
+	w := s.workers[id]
+	if w == nil {
+		return Worker{}, false
+	}
+	return *w, true
+}
+
+// Handoffs returns the pending handoffs, sorted by id.
+func (s *State) Handoffs() []Handoff {
+	out := make([]Handoff, 0, len(s.handoffs))
+	for _, h := range s.handoffs {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b Handoff) int { return cmpUint(a.ID, b.ID) })
+	return out
+}
+
+// Summary counts the cluster's state.
+type Summary struct {
+	Index             RaftIndex
+	Term              uint64
+	Workers           map[WorkerState]int
+	Cordoned          int
+	Partitions        int
+	PartitionsByPhase map[Phase]int
+	Handoffs          int
+	Paused            bool
+}
+
+// Summary returns cluster-wide counts.
+func (s *State) Summary() Summary {
+	sum := Summary{
+		Index: s.applied, Term: s.term, Workers: map[WorkerState]int{},
+		Partitions: len(s.partitions), PartitionsByPhase: map[Phase]int{},
+		Handoffs: len(s.handoffs), Paused: s.paused,
+	}
+	for _, w := range s.workers {
+		sum.Workers[w.State]++
+		if w.Cordoned {
+			sum.Cordoned++
+		}
+	}
+	for _, p := range s.partitions {
+		sum.PartitionsByPhase[p.Phase]++
+	}
+	return sum
+}
