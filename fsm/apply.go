@@ -253,7 +253,7 @@ func (a *applier) dispatch(b Body) {
 		a.err = a.pin(b)
 	case SetRebalance:
 		if b.Paused != a.s.paused {
-			a.emit(RebalanceSet{Paused: b.Paused})
+			a.emit(RebalanceSet(b))
 		}
 	default:
 		a.err = reject(CodeUnknownCommand, "command type %T", b)
