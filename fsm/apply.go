@@ -251,6 +251,14 @@ func (a *applier) dispatch(b Body) {
 		a.err = a.cordon(b)
 	case Pin:
 		a.err = a.pin(b)
+	case RegisterNode:
+		a.err = a.registerNode(b)
+	case RemoveNode:
+		if a.s.nodes[b.Node] == "" {
+			a.err = reject(CodeUnknownNode, "node %q", b.Node)
+		} else {
+			a.emit(NodeRemoved(b))
+		}
 	case SetRebalance:
 		if b.Paused != a.s.paused {
 			a.emit(RebalanceSet(b))

@@ -27,6 +27,8 @@ func sampleBodies() []Body {
 		Cordon{Worker: "w1", On: true},
 		Pin{Partition: "p1", Worker: "w2"},
 		SetRebalance{Paused: true},
+		RegisterNode{Node: "n1", APIAddr: "http://127.0.0.1:8080"},
+		RemoveNode{Node: "n1"},
 	}
 }
 
@@ -48,6 +50,8 @@ func sampleEvents() []EventBody {
 		Checkpointed{Partition: "p1", Worker: "w2", Epoch: 2, Seq: 9},
 		PartitionPinned{Partition: "p1", Worker: "w2"},
 		RebalanceSet{Paused: true},
+		NodeRegistered{Node: "n1", APIAddr: "http://127.0.0.1:8080"},
+		NodeRemoved{Node: "n1"},
 	}
 }
 

@@ -157,6 +157,11 @@ func encodeBody(e *encoder, b Body) {
 		e.str(string(b.Worker))
 	case SetRebalance:
 		e.bool(b.Paused)
+	case RegisterNode:
+		e.str(b.Node)
+		e.str(b.APIAddr)
+	case RemoveNode:
+		e.str(b.Node)
 	default:
 		// Body is a closed set; a new type without an encoding is a build bug
 		// that the codec round-trip test catches.
@@ -268,6 +273,10 @@ func decodeBody(d *decoder, t CommandType) Body {
 		return Pin{Partition: pid(), Worker: wid()}
 	case CmdSetRebalance:
 		return SetRebalance{Paused: d.bool()}
+	case CmdRegisterNode:
+		return RegisterNode{Node: d.str(), APIAddr: d.str()}
+	case CmdRemoveNode:
+		return RemoveNode{Node: d.str()}
 	}
 	d.fail("command type %d", t)
 	return nil

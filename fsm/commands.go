@@ -25,12 +25,14 @@ const (
 	CmdCordon
 	CmdPin
 	CmdSetRebalance
+	CmdRegisterNode
+	CmdRemoveNode
 	cmdTypeEnd // one past the last known type
 )
 
 var commandTypeText = enumText{"", "join", "leave", "expire", "remove_worker", "declare",
 	"remove_partitions", "claim", "prepare", "drain", "commit", "force_commit", "activate",
-	"abort", "release", "checkpoint", "cordon", "pin", "set_rebalance"}
+	"abort", "release", "checkpoint", "cordon", "pin", "set_rebalance", "register_node", "remove_node"}
 
 func (t CommandType) String() string { return commandTypeText.name(uint8(t)) }
 
@@ -271,6 +273,24 @@ type Pin struct {
 type SetRebalance struct {
 	Paused bool
 }
+
+// RegisterNode records a claim-store node's API address, so that any node can
+// forward writes to the leader and report the cluster's members. A node
+// registers when it joins and again whenever its address changes.
+type RegisterNode struct {
+	Node    string
+	APIAddr string
+}
+
+// RemoveNode forgets a claim-store node removed from the raft configuration.
+type RemoveNode struct {
+	Node string
+}
+
+func (RegisterNode) Type() CommandType { return CmdRegisterNode }
+func (RemoveNode) Type() CommandType   { return CmdRemoveNode }
+func (RegisterNode) items() int        { return 0 }
+func (RemoveNode) items() int          { return 0 }
 
 func (Join) Type() CommandType             { return CmdJoin }
 func (Leave) Type() CommandType            { return CmdLeave }

@@ -59,6 +59,8 @@ const (
 	// CodeNotForceable: a forced commit without grounds: the owner is alive, the
 	// drain deadline has not passed and no operator forced it.
 	CodeNotForceable Code = "not_forceable"
+	// CodeUnknownNode: no such claim-store node.
+	CodeUnknownNode Code = "unknown_node"
 	// CodeUnknownCommand: the command type is not known to this version.
 	CodeUnknownCommand Code = "unknown_command"
 )
@@ -131,6 +133,8 @@ var (
 	ErrSameWorker = &RejectError{Code: CodeSameWorker}
 	// ErrNotForceable is returned for a forced commit without grounds.
 	ErrNotForceable = &RejectError{Code: CodeNotForceable}
+	// ErrUnknownNode is returned when the claim-store node is not registered.
+	ErrUnknownNode = &RejectError{Code: CodeUnknownNode}
 	// ErrUnknownCommand is returned when a command type is unknown to this version.
 	ErrUnknownCommand = &RejectError{Code: CodeUnknownCommand}
 )
@@ -143,7 +147,7 @@ func Codes() []Code {
 		CodeWorkerExists, CodeWorkerNotActive, CodeWorkerCordoned, CodeStaleIncarnation, CodeUnknownPartition,
 		CodePartitionExists, CodeSubjectOverlap, CodeUnknownHandoff, CodeHandoffInProgress, CodeWrongPhase,
 		CodeNotOwner, CodeStaleEpoch, CodeSeqRegressed, CodeSameWorker, CodeNotForceable,
-		CodeUnknownCommand,
+		CodeUnknownNode, CodeUnknownCommand,
 	}
 }
 

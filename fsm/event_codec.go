@@ -142,6 +142,11 @@ func encodeEventBody(e *encoder, b EventBody) {
 		e.str(string(b.Worker))
 	case RebalanceSet:
 		e.bool(b.Paused)
+	case NodeRegistered:
+		e.str(b.Node)
+		e.str(b.APIAddr)
+	case NodeRemoved:
+		e.str(b.Node)
 	default:
 		panic(fmt.Sprintf("fsm: no encoding for event %T", b))
 	}
@@ -186,6 +191,10 @@ func decodeEventBody(d *decoder, t EventType) EventBody {
 		return PartitionPinned{Partition: pid(), Worker: wid()}
 	case EvRebalanceSet:
 		return RebalanceSet{Paused: d.bool()}
+	case EvNodeRegistered:
+		return NodeRegistered{Node: d.str(), APIAddr: d.str()}
+	case EvNodeRemoved:
+		return NodeRemoved{Node: d.str()}
 	}
 	d.fail("event type %d", t)
 	return nil

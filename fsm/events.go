@@ -22,12 +22,15 @@ const (
 	EvCheckpointed
 	EvPartitionPinned
 	EvRebalanceSet
+	EvNodeRegistered
+	EvNodeRemoved
 	evTypeEnd
 )
 
 var eventTypeText = enumText{"", "WorkerJoined", "LeaveStarted", "WorkerLeft", "WorkerCordoned",
 	"PartitionsDeclared", "PartitionRemoved", "Claimed", "Prepared", "Drained", "Committed",
-	"Activated", "Aborted", "Released", "Checkpointed", "PartitionPinned", "RebalanceSet"}
+	"Activated", "Aborted", "Released", "Checkpointed", "PartitionPinned", "RebalanceSet",
+	"NodeRegistered", "NodeRemoved"}
 
 func (t EventType) String() string { return eventTypeText.name(uint8(t)) }
 
@@ -226,6 +229,22 @@ type PartitionPinned struct {
 type RebalanceSet struct {
 	Paused bool
 }
+
+// NodeRegistered: a claim-store node's API address was recorded.
+type NodeRegistered struct {
+	Node    string
+	APIAddr string
+}
+
+// NodeRemoved: a claim-store node left the cluster.
+type NodeRemoved struct {
+	Node string
+}
+
+func (NodeRegistered) Type() EventType { return EvNodeRegistered }
+func (NodeRemoved) Type() EventType    { return EvNodeRemoved }
+func (NodeRegistered) refs() refs      { return refs{} }
+func (NodeRemoved) refs() refs         { return refs{} }
 
 func (WorkerJoined) Type() EventType       { return EvWorkerJoined }
 func (LeaveStarted) Type() EventType       { return EvLeaveStarted }

@@ -110,6 +110,10 @@ func (s *State) fold(ev Event) {
 		s.mustPartition(b.Partition).Pinned = b.Worker
 	case RebalanceSet:
 		s.paused = b.Paused
+	case NodeRegistered:
+		s.nodes[b.Node] = b.APIAddr
+	case NodeRemoved:
+		delete(s.nodes, b.Node)
 	default:
 		panic(fmt.Sprintf("fsm: fold: unknown event %T", ev.Body))
 	}

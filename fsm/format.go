@@ -118,6 +118,11 @@ func FormatBody(b EventBody) string {
 		}
 	case RebalanceSet:
 		kv("paused", b.Paused)
+	case NodeRegistered:
+		kv("node", b.Node)
+		kv("api_addr", b.APIAddr)
+	case NodeRemoved:
+		kv("node", b.Node)
 	}
 	return sb.String()
 }

@@ -73,6 +73,8 @@ func TestRejections(t *testing.T) {
 		{"drain unknown handoff", fsm.Drain{Worker: "w1", Incarnation: 1, Items: []fsm.DrainItem{{Handoff: 99, Partition: "p2", Epoch: 1}}}, fsm.ErrUnknownHandoff},
 		{"commit unknown handoff", fsm.Commit{Items: []fsm.CommitItem{{Handoff: 99, Partition: "p2"}}}, fsm.ErrUnknownHandoff},
 		{"abort unknown handoff", fsm.Abort{Items: []fsm.AbortItem{{Handoff: 99, Partition: "p2"}}}, fsm.ErrUnknownHandoff},
+		{"remove unknown node", fsm.RemoveNode{Node: "n9"}, fsm.ErrUnknownNode},
+		{"register node without address", fsm.RegisterNode{Node: "n9"}, fsm.ErrInvalidArgument},
 		{"remove unknown partition", fsm.RemovePartitions{Partitions: []fsm.PartitionID{"p9"}}, fsm.ErrUnknownPartition},
 		// Stale epochs and incarnations.
 		{"prepare at stale epoch", fsm.Prepare{Items: []fsm.PrepareItem{{Partition: "p1", Epoch: 0, From: "w1", To: "w2"}}}, fsm.ErrStaleEpoch},

@@ -28,6 +28,7 @@ const (
 	recPartition = 3
 	recHandoff   = 4
 	recRequest   = 5
+	recNode      = 6
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -63,6 +64,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 	e.uvarint(uint64(len(s.partitions)))
 	e.uvarint(uint64(len(s.handoffs)))
 	e.uvarint(uint64(s.requests.len()))
+	e.uvarint(uint64(len(s.nodes)))
 	if err := put(); err != nil {
 		return err
 	}
@@ -121,6 +123,14 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.bool(h.Drained)
 		e.uvarint(uint64(h.ThroughSeq))
 		e.varint(h.DrainedTime)
+		if err := put(); err != nil {
+			return err
+		}
+	}
+	for _, n := range s.Nodes() {
+		e.u8(recNode)
+		e.str(n.ID)
+		e.str(n.APIAddr)
 		if err := put(); err != nil {
 			return err
 		}
@@ -221,7 +231,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, head[len(snapshotMagic)])
 	}
 	s := newState(cfg)
-	var nWorkers, nPartitions, nHandoffs, nRequests uint64
+	var nWorkers, nPartitions, nHandoffs, nRequests, nNodes uint64
 	var buf []byte
 	sawHeader := false
 	for {
@@ -255,6 +265,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 			s.lastHandoff = HandoffID(d.uvarint())
 			s.paused = d.bool()
 			nWorkers, nPartitions, nHandoffs, nRequests = d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()
+			nNodes = d.uvarint()
 		case recWorker:
 			w := &Worker{ID: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint()), Weight: d.u32(),
 				Labels: decodeLabels(&d), State: WorkerState(d.u8()), Cordoned: d.bool(), JoinedTime: d.varint()}
@@ -280,6 +291,14 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 				return nil, fmt.Errorf("handoff %s twice", h.ID)
 			}
 			s.handoffs[h.ID] = h
+		case recNode:
+			id, addr := d.str(), d.str()
+			if d.err == nil {
+				if _, dup := s.nodes[id]; dup || !validID(id) || addr == "" {
+					return nil, fmt.Errorf("node record %q invalid or twice", id)
+				}
+			}
+			s.nodes[id] = addr
 		case recRequest:
 			e := requestEntry{ID: d.str(), Index: RaftIndex(d.uvarint()), Time: d.varint(), Hash: d.uvarint(),
 				Err: decodeReject(&d)}
@@ -309,7 +328,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 		return nil, errors.New("bytes after trailer")
 	}
 	if !sawHeader || uint64(len(s.workers)) != nWorkers || uint64(len(s.partitions)) != nPartitions ||
-		uint64(len(s.handoffs)) != nHandoffs || uint64(s.requests.len()) != nRequests {
+		uint64(len(s.handoffs)) != nHandoffs || uint64(s.requests.len()) != nRequests || uint64(len(s.nodes)) != nNodes {
 		return nil, errors.New("record counts do not match the header")
 	}
 	if err := s.rebuildIndexes(); err != nil {

@@ -71,8 +71,9 @@ type State struct {
 	workers     map[WorkerID]*Worker
 	partitions  map[PartitionID]*Partition
 	handoffs    map[HandoffID]*Handoff
-	lastHandoff HandoffID // the last allocated handoff id
-	paused      bool      // voluntary rebalancing paused
+	lastHandoff HandoffID         // the last allocated handoff id
+	paused      bool              // voluntary rebalancing paused
+	nodes       map[string]string // claim-store node id -> API address
 	requests    requestTable
 
 	// Derived indexes, rebuilt on restore and never encoded.
@@ -94,6 +95,7 @@ func newState(cfg Config) *State {
 		workers:    make(map[WorkerID]*Worker),
 		partitions: make(map[PartitionID]*Partition),
 		handoffs:   make(map[HandoffID]*Handoff),
+		nodes:      make(map[string]string),
 		requests:   newRequestTable(),
 		owned:      make(map[WorkerID]map[PartitionID]struct{}),
 		subjects:   newSubjectIndex(),

@@ -127,6 +127,25 @@ func (s *State) Handoffs() []Handoff {
 	return out
 }
 
+// Node is a claim-store node and the address of its HTTP API.
+type Node struct {
+	ID      string
+	APIAddr string
+}
+
+// Nodes returns the registered claim-store nodes, sorted by id.
+func (s *State) Nodes() []Node {
+	out := make([]Node, 0, len(s.nodes))
+	for id, addr := range s.nodes {
+		out = append(out, Node{ID: id, APIAddr: addr})
+	}
+	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// NodeAPIAddr returns a node's API address, or "" if it is not registered.
+func (s *State) NodeAPIAddr(id string) string { return s.nodes[id] }
+
 // Summary counts the cluster's state.
 type Summary struct {
 	Index             RaftIndex

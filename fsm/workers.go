@@ -145,6 +145,22 @@ func (a *applier) finishLeave(id WorkerID) {
 	a.emit(WorkerLeft{Worker: id, Incarnation: w.Incarnation, Reason: LeftLeave})
 }
 
+// maxAddrLen bounds a node's API address.
+const maxAddrLen = 256
+
+func (a *applier) registerNode(b RegisterNode) *RejectError {
+	if !validID(b.Node) {
+		return reject(CodeInvalidArgument, "invalid node id %q", b.Node)
+	}
+	if b.APIAddr == "" || len(b.APIAddr) > maxAddrLen {
+		return reject(CodeInvalidArgument, "node %s: API address must be 1 to %d bytes", b.Node, maxAddrLen)
+	}
+	if a.s.nodes[b.Node] != b.APIAddr {
+		a.emit(NodeRegistered(b))
+	}
+	return nil
+}
+
 func (a *applier) cordon(b Cordon) *RejectError {
 	w, err := a.s.lookupWorker(b.Worker)
 	if err != nil {

@@ -36,6 +36,8 @@ import (
 //	cordon w1 [off]
 //	pin p1 [w1]
 //	pause / resume
+//	register-node n1 addr=http://host:port
+//	remove-node n1
 //	state                            workers, partitions, handoffs
 //	assignment w1
 //	snapshot-restore                 round trip through the snapshot encoding
@@ -196,6 +198,10 @@ func (e *Env) Handle(t *testing.T, d *datadriven.TestData) string {
 		body = fsm.Cordon{Worker: fsm.WorkerID(a.pos(0)), On: !a.has("off")}
 	case "pin":
 		body = fsm.Pin{Partition: fsm.PartitionID(a.pos(0)), Worker: fsm.WorkerID(a.pos(1))}
+	case "register-node":
+		body = fsm.RegisterNode{Node: a.pos(0), APIAddr: a.str("addr", "")}
+	case "remove-node":
+		body = fsm.RemoveNode{Node: a.pos(0)}
 	case "pause", "resume":
 		body = fsm.SetRebalance{Paused: d.Cmd == "pause"}
 	default:
