@@ -41,19 +41,19 @@ func (t CommandType) String() string { return commandTypeText.name(uint8(t)) }
 type Header struct {
 	// RequestID makes the command idempotent: a second command with the same id
 	// returns the first one's result and emits nothing. Empty means no dedupe.
-	RequestID string
+	RequestID string `json:"request_id,omitempty"`
 	// Actor is who asked: "controller", "worker:w1", "operator:alice".
-	Actor string
+	Actor string `json:"actor,omitempty"`
 	// Cause says why: the rule or operator verb behind the command.
-	Cause string
+	Cause string `json:"cause,omitempty"`
 	// Time is the leader's wall clock when it proposed, in Unix nanoseconds.
-	Time int64
+	Time int64 `json:"time"`
 }
 
 // Command is one state machine input: a header and exactly one body.
 type Command struct {
 	Header
-	Body Body
+	Body Body `json:"body"`
 }
 
 // Body is a command payload. The set of bodies is closed: only this package
@@ -71,10 +71,10 @@ type Body interface {
 // (reason replaced) and its partitions are orphaned, to be force-committed from
 // their last checkpoint (possibly to the new incarnation).
 type Join struct {
-	Worker  WorkerID
-	Weight  uint32 // >= 1; 0 means 1
-	Labels  []Label
-	Replace bool
+	Worker  WorkerID `json:"worker"`
+	Weight  uint32   `json:"weight,omitempty"` // >= 1; 0 means 1
+	Labels  []Label  `json:"labels,omitempty"`
+	Replace bool     `json:"replace,omitempty"`
 }
 
 // Label is one key=value pair describing a worker (zone, host, ...).
@@ -83,208 +83,208 @@ type Label struct{ Key, Value string }
 // Leave starts a graceful leave: the worker receives nothing new and goes once its
 // partitions are handed off. A worker that owns nothing leaves at once.
 type Leave struct {
-	Worker      WorkerID
-	Incarnation Incarnation
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
 }
 
 // Expire ends a worker's session whose TTL lapsed. The leader proposes it; the
 // incarnation fences an expiry decided before the worker re-registered.
 type Expire struct {
-	Worker      WorkerID
-	Incarnation Incarnation
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
 }
 
 // RemoveWorker is an operator's removal of a worker: its partitions are orphaned.
 type RemoveWorker struct {
-	Worker WorkerID
+	Worker WorkerID `json:"worker"`
 }
 
 // PartitionSpec declares one partition.
 type PartitionSpec struct {
-	ID PartitionID
+	ID PartitionID `json:"id"`
 	// Subjects are the JetStream subjects (wildcards allowed) of the partition.
-	Subjects []string
+	Subjects []string `json:"subjects,omitempty"`
 	// Weight is the partition's relative load (>= 1; 0 means 1).
-	Weight uint32
+	Weight uint32 `json:"weight,omitempty"`
 	// StartAfter is the initial checkpoint: the first owner resumes after it.
 	// 0 means from the start of the stream.
-	StartAfter StreamSeq
+	StartAfter StreamSeq `json:"start_after,omitempty"`
 }
 
 // Declare adds partitions. Re-declaring a partition with the same spec is a no-op
 // for that item; a different spec is rejected (partition_exists).
 type Declare struct {
-	Partitions []PartitionSpec
+	Partitions []PartitionSpec `json:"partitions,omitempty"`
 }
 
 // RemovePartitions removes partitions that have no pending handoff.
 type RemovePartitions struct {
-	Partitions []PartitionID
+	Partitions []PartitionID `json:"partitions,omitempty"`
 }
 
 // ClaimItem assigns an unassigned partition to an active worker.
 type ClaimItem struct {
-	Partition PartitionID
-	Worker    WorkerID
+	Partition PartitionID `json:"partition"`
+	Worker    WorkerID    `json:"worker"`
 }
 
 // Claim assigns unassigned partitions. Each claim bumps the partition's epoch and
 // resumes after its checkpoint.
 type Claim struct {
-	Items []ClaimItem
+	Items []ClaimItem `json:"items,omitempty"`
 }
 
 // PrepareItem starts a handoff of an active partition.
 type PrepareItem struct {
-	Partition PartitionID
+	Partition PartitionID `json:"partition"`
 	// Epoch is the partition's current epoch as the proposer saw it.
-	Epoch Epoch
+	Epoch Epoch `json:"epoch"`
 	// From must be the current owner.
-	From WorkerID
+	From WorkerID `json:"from"`
 	// To is the target worker. Empty means a release: once drained, the
 	// partition becomes unassigned with its checkpoint at through_seq.
-	To WorkerID
+	To WorkerID `json:"to"`
 	// Reason is the rule behind the move ("rebalance", "worker_leaving", ...).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Deadline (Unix nanoseconds, 0 = none) after which the handoff may be
 	// force-committed if the owner has not drained.
-	Deadline int64
+	Deadline int64 `json:"deadline,omitempty"`
 }
 
 // Prepare starts handoffs.
 type Prepare struct {
-	Items []PrepareItem
+	Items []PrepareItem `json:"items,omitempty"`
 }
 
 // DrainItem reports that the owner stopped processing a partition being handed
 // off: every message of it with a sequence <= ThroughSeq is finished.
 type DrainItem struct {
-	Handoff    HandoffID
-	Partition  PartitionID
-	Epoch      Epoch
-	ThroughSeq StreamSeq
+	Handoff    HandoffID   `json:"handoff,omitempty"`
+	Partition  PartitionID `json:"partition"`
+	Epoch      Epoch       `json:"epoch"`
+	ThroughSeq StreamSeq   `json:"through_seq"`
 }
 
 // Drain carries a worker's drain reports.
 type Drain struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Items       []DrainItem
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
+	Items       []DrainItem `json:"items,omitempty"`
 }
 
 // CommitItem commits a drained handoff.
 type CommitItem struct {
-	Handoff   HandoffID
-	Partition PartitionID
+	Handoff   HandoffID   `json:"handoff,omitempty"`
+	Partition PartitionID `json:"partition"`
 }
 
 // Commit moves drained partitions to their targets: the epoch is bumped and the
 // target resumes after the drained through_seq.
 type Commit struct {
-	Items []CommitItem
+	Items []CommitItem `json:"items,omitempty"`
 }
 
 // ForceItem moves a partition without a drain.
 type ForceItem struct {
-	Partition PartitionID
+	Partition PartitionID `json:"partition"`
 	// Epoch is the partition's current epoch as the proposer saw it.
-	Epoch  Epoch
-	To     WorkerID
-	Reason ForceReason
+	Epoch  Epoch       `json:"epoch"`
+	To     WorkerID    `json:"to"`
+	Reason ForceReason `json:"reason"`
 }
 
 // ForceCommit moves partitions whose owner is gone, whose drain deadline passed, or
 // that an operator forces. The target resumes after the last checkpoint.
 type ForceCommit struct {
-	Items []ForceItem
+	Items []ForceItem `json:"items,omitempty"`
 }
 
 // ActivateItem reports that the owner resumed a partition.
 type ActivateItem struct {
-	Partition PartitionID
-	Epoch     Epoch
+	Partition PartitionID `json:"partition"`
+	Epoch     Epoch       `json:"epoch"`
 }
 
 // Activate carries a worker's activation reports.
 type Activate struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Items       []ActivateItem
+	Worker      WorkerID       `json:"worker"`
+	Incarnation Incarnation    `json:"incarnation"`
+	Items       []ActivateItem `json:"items,omitempty"`
 }
 
 // AbortItem cancels a pending handoff.
 type AbortItem struct {
-	Handoff   HandoffID
-	Partition PartitionID
-	Reason    string
+	Handoff   HandoffID   `json:"handoff,omitempty"`
+	Partition PartitionID `json:"partition"`
+	Reason    string      `json:"reason,omitempty"`
 }
 
 // Abort cancels handoffs. Before the drain, the partition stays with its owner;
 // after it, the owner has stopped for good and the partition becomes unassigned
 // with its checkpoint at the drained through_seq, to be claimed afresh.
 type Abort struct {
-	Items []AbortItem
+	Items []AbortItem `json:"items,omitempty"`
 }
 
 // ReleaseItem gives up an owned partition.
 type ReleaseItem struct {
-	Partition  PartitionID
-	Epoch      Epoch
-	ThroughSeq StreamSeq
+	Partition  PartitionID `json:"partition"`
+	Epoch      Epoch       `json:"epoch"`
+	ThroughSeq StreamSeq   `json:"through_seq"`
 }
 
 // Release is an owner giving partitions up: they become unassigned with the
 // checkpoint at ThroughSeq.
 type Release struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Items       []ReleaseItem
+	Worker      WorkerID      `json:"worker"`
+	Incarnation Incarnation   `json:"incarnation"`
+	Items       []ReleaseItem `json:"items,omitempty"`
 }
 
 // CheckpointItem records progress on one partition.
 type CheckpointItem struct {
-	Partition PartitionID
-	Epoch     Epoch
-	Seq       StreamSeq
+	Partition PartitionID `json:"partition"`
+	Epoch     Epoch       `json:"epoch"`
+	Seq       StreamSeq   `json:"seq"`
 }
 
 // Checkpoint records progress on many partitions of one worker in one command.
 type Checkpoint struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Items       []CheckpointItem
+	Worker      WorkerID         `json:"worker"`
+	Incarnation Incarnation      `json:"incarnation"`
+	Items       []CheckpointItem `json:"items,omitempty"`
 }
 
 // Cordon marks a worker as drained for maintenance (On) or back in service.
 // A cordoned worker receives nothing; the controller moves its partitions off.
 type Cordon struct {
-	Worker WorkerID
-	On     bool
+	Worker WorkerID `json:"worker"`
+	On     bool     `json:"on,omitempty"`
 }
 
 // Pin pins a partition to a worker (placement keeps it there while the worker is
 // eligible); an empty Worker unpins.
 type Pin struct {
-	Partition PartitionID
-	Worker    WorkerID
+	Partition PartitionID `json:"partition"`
+	Worker    WorkerID    `json:"worker"`
 }
 
 // SetRebalance pauses or resumes voluntary rebalancing cluster-wide.
 type SetRebalance struct {
-	Paused bool
+	Paused bool `json:"paused,omitempty"`
 }
 
 // RegisterNode records a claim-store node's API address, so that any node can
 // forward writes to the leader and report the cluster's members. A node
 // registers when it joins and again whenever its address changes.
 type RegisterNode struct {
-	Node    string
-	APIAddr string
+	Node    string `json:"node,omitempty"`
+	APIAddr string `json:"api_addr,omitempty"`
 }
 
 // RemoveNode forgets a claim-store node removed from the raft configuration.
 type RemoveNode struct {
-	Node string
+	Node string `json:"node,omitempty"`
 }
 
 func (RegisterNode) Type() CommandType { return CmdRegisterNode }

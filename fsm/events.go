@@ -62,19 +62,19 @@ func EventTypes() []EventType {
 
 // Meta is what every event carries about the command that produced it.
 type Meta struct {
-	Index     RaftIndex // raft index of the command's log entry
-	Seq       uint32    // position of the event among its entry's events
-	Term      uint64    // raft term of the entry
-	Time      int64     // leader time of the command, Unix nanoseconds
-	Actor     string    // who asked (see Header.Actor)
-	Cause     string    // why (see Header.Cause)
-	RequestID string    // the command's request id, if any
+	Index     RaftIndex `json:"index"`                // raft index of the command's log entry
+	Seq       uint32    `json:"seq"`                  // position of the event among its entry's events
+	Term      uint64    `json:"term"`                 // raft term of the entry
+	Time      int64     `json:"time"`                 // leader time of the command, Unix nanoseconds
+	Actor     string    `json:"actor,omitempty"`      // who asked (see Header.Actor)
+	Cause     string    `json:"cause,omitempty"`      // why (see Header.Cause)
+	RequestID string    `json:"request_id,omitempty"` // the command's request id, if any
 }
 
 // Event is one entry of the audit trail.
 type Event struct {
 	Meta
-	Body EventBody
+	Body EventBody `json:"body"`
 }
 
 // Type returns the event's type tag.
@@ -106,139 +106,139 @@ func (e Event) Handoff() HandoffID { return e.Body.refs().handoff }
 
 // WorkerJoined: a worker registered; Incarnation is this index.
 type WorkerJoined struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Weight      uint32
-	Labels      []Label
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
+	Weight      uint32      `json:"weight,omitempty"`
+	Labels      []Label     `json:"labels,omitempty"`
 }
 
 // LeaveStarted: a worker began a graceful leave.
 type LeaveStarted struct {
-	Worker      WorkerID
-	Incarnation Incarnation
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
 }
 
 // WorkerLeft: a worker is gone. Partitions it still owned are orphaned, except
 // drained ones, whose handoff may still commit gracefully.
 type WorkerLeft struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	Reason      LeftReason
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
+	Reason      LeftReason  `json:"reason"`
 }
 
 // WorkerCordoned: an operator cordoned (On) or uncordoned a worker.
 type WorkerCordoned struct {
-	Worker WorkerID
-	On     bool
+	Worker WorkerID `json:"worker"`
+	On     bool     `json:"on,omitempty"`
 }
 
 // PartitionsDeclared: partitions were added.
 type PartitionsDeclared struct {
-	Partitions []PartitionSpec
+	Partitions []PartitionSpec `json:"partitions,omitempty"`
 }
 
 // PartitionRemoved: a partition was removed. Owner, if any, must stop processing it.
 type PartitionRemoved struct {
-	Partition PartitionID
-	Owner     WorkerID
-	Epoch     Epoch
+	Partition PartitionID `json:"partition"`
+	Owner     WorkerID    `json:"owner"`
+	Epoch     Epoch       `json:"epoch"`
 }
 
 // Claimed: an unassigned partition got an owner.
 type Claimed struct {
-	Partition   PartitionID
-	Worker      WorkerID
-	Epoch       Epoch
-	ResumeAfter StreamSeq
+	Partition   PartitionID `json:"partition"`
+	Worker      WorkerID    `json:"worker"`
+	Epoch       Epoch       `json:"epoch"`
+	ResumeAfter StreamSeq   `json:"resume_after"`
 }
 
 // Prepared: a handoff started. The owner must drain.
 type Prepared struct {
-	Handoff   HandoffID
-	Partition PartitionID
-	From      WorkerID
-	To        WorkerID // empty: release once drained
-	Epoch     Epoch
-	Reason    string
-	Deadline  int64
+	Handoff   HandoffID   `json:"handoff,omitempty"`
+	Partition PartitionID `json:"partition"`
+	From      WorkerID    `json:"from"`
+	To        WorkerID    `json:"to"` // empty: release once drained
+	Epoch     Epoch       `json:"epoch"`
+	Reason    string      `json:"reason,omitempty"`
+	Deadline  int64       `json:"deadline,omitempty"`
 }
 
 // Drained: the owner finished every message with sequence <= ThroughSeq and stopped.
 type Drained struct {
-	Handoff    HandoffID
-	Partition  PartitionID
-	From       WorkerID
-	Epoch      Epoch
-	ThroughSeq StreamSeq
+	Handoff    HandoffID   `json:"handoff,omitempty"`
+	Partition  PartitionID `json:"partition"`
+	From       WorkerID    `json:"from"`
+	Epoch      Epoch       `json:"epoch"`
+	ThroughSeq StreamSeq   `json:"through_seq"`
 }
 
 // Committed: ownership moved to To under a new epoch; To resumes after ResumeAfter.
 type Committed struct {
-	Handoff     HandoffID
-	Partition   PartitionID
-	From        WorkerID
-	To          WorkerID
-	Epoch       Epoch
-	ResumeAfter StreamSeq
-	Forced      bool
-	ForceReason ForceReason // set when Forced
+	Handoff     HandoffID   `json:"handoff,omitempty"`
+	Partition   PartitionID `json:"partition"`
+	From        WorkerID    `json:"from"`
+	To          WorkerID    `json:"to"`
+	Epoch       Epoch       `json:"epoch"`
+	ResumeAfter StreamSeq   `json:"resume_after"`
+	Forced      bool        `json:"forced,omitempty"`
+	ForceReason ForceReason `json:"force_reason"` // set when Forced
 }
 
 // Activated: the owner resumed the partition.
 type Activated struct {
-	Partition PartitionID
-	Worker    WorkerID
-	Epoch     Epoch
+	Partition PartitionID `json:"partition"`
+	Worker    WorkerID    `json:"worker"`
+	Epoch     Epoch       `json:"epoch"`
 }
 
 // Aborted: a pending handoff was cancelled.
 type Aborted struct {
-	Handoff   HandoffID
-	Partition PartitionID
-	From      WorkerID
-	To        WorkerID
-	Reason    string
+	Handoff   HandoffID   `json:"handoff,omitempty"`
+	Partition PartitionID `json:"partition"`
+	From      WorkerID    `json:"from"`
+	To        WorkerID    `json:"to"`
+	Reason    string      `json:"reason,omitempty"`
 }
 
 // Released: the owner gave the partition up; it is unassigned and its checkpoint
 // is ThroughSeq.
 type Released struct {
-	Partition  PartitionID
-	Worker     WorkerID
-	Epoch      Epoch
-	ThroughSeq StreamSeq
+	Partition  PartitionID `json:"partition"`
+	Worker     WorkerID    `json:"worker"`
+	Epoch      Epoch       `json:"epoch"`
+	ThroughSeq StreamSeq   `json:"through_seq"`
 }
 
 // Checkpointed: the owner finished every message of the partition with sequence
 // <= Seq. Checkpoints are high-volume; the audit log keeps only the latest per
 // partition.
 type Checkpointed struct {
-	Partition PartitionID
-	Worker    WorkerID
-	Epoch     Epoch
-	Seq       StreamSeq
+	Partition PartitionID `json:"partition"`
+	Worker    WorkerID    `json:"worker"`
+	Epoch     Epoch       `json:"epoch"`
+	Seq       StreamSeq   `json:"seq"`
 }
 
 // PartitionPinned: a partition was pinned to Worker, or unpinned (Worker empty).
 type PartitionPinned struct {
-	Partition PartitionID
-	Worker    WorkerID
+	Partition PartitionID `json:"partition"`
+	Worker    WorkerID    `json:"worker"`
 }
 
 // RebalanceSet: voluntary rebalancing was paused or resumed.
 type RebalanceSet struct {
-	Paused bool
+	Paused bool `json:"paused,omitempty"`
 }
 
 // NodeRegistered: a claim-store node's API address was recorded.
 type NodeRegistered struct {
-	Node    string
-	APIAddr string
+	Node    string `json:"node,omitempty"`
+	APIAddr string `json:"api_addr,omitempty"`
 }
 
 // NodeRemoved: a claim-store node left the cluster.
 type NodeRemoved struct {
-	Node string
+	Node string `json:"node,omitempty"`
 }
 
 func (NodeRegistered) Type() EventType { return EvNodeRegistered }

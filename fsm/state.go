@@ -6,59 +6,59 @@ import (
 
 // Worker is the state machine's record of one worker.
 type Worker struct {
-	ID          WorkerID
-	Incarnation Incarnation
-	Weight      uint32
-	Labels      []Label // sorted by key
-	State       WorkerState
-	Cordoned    bool
-	JoinedTime  int64 // leader time of the WorkerJoined, Unix nanoseconds
+	ID          WorkerID    `json:"id"`
+	Incarnation Incarnation `json:"incarnation"`
+	Weight      uint32      `json:"weight,omitempty"`
+	Labels      []Label     `json:"labels,omitempty"` // sorted by key
+	State       WorkerState `json:"state"`
+	Cordoned    bool        `json:"cordoned,omitempty"`
+	JoinedTime  int64       `json:"joined_time"` // leader time of the WorkerJoined, Unix nanoseconds
 }
 
 // Partition is the state machine's record of one partition.
 type Partition struct {
-	ID       PartitionID
-	Subjects []string // sorted
-	Weight   uint32
+	ID       PartitionID `json:"id"`
+	Subjects []string    `json:"subjects,omitempty"` // sorted
+	Weight   uint32      `json:"weight,omitempty"`
 	// Owner is the worker allowed to process the partition (empty when
 	// unassigned). During a handoff the old owner stays owner until commit.
-	Owner WorkerID
+	Owner WorkerID `json:"owner"`
 	// Epoch is the current fencing token; 0 until the first claim. It keeps its
 	// value while unassigned so the next claim moves past it.
-	Epoch Epoch
-	Phase Phase
+	Epoch Epoch `json:"epoch"`
+	Phase Phase `json:"phase"`
 	// ResumeAfter is where the current owner resumes: it processes messages with
 	// sequence > ResumeAfter.
-	ResumeAfter StreamSeq
+	ResumeAfter StreamSeq `json:"resume_after"`
 	// Checkpoint: every message with sequence <= Checkpoint is finished.
-	Checkpoint StreamSeq
+	Checkpoint StreamSeq `json:"checkpoint"`
 	// Handoff is the pending handoff, 0 if none.
-	Handoff HandoffID
+	Handoff HandoffID `json:"handoff,omitempty"`
 	// Pinned is the worker placement must keep the partition on, if eligible.
-	Pinned WorkerID
+	Pinned WorkerID `json:"pinned"`
 	// DeclaredIndex is the raft index of the PartitionsDeclared that added it.
-	DeclaredIndex RaftIndex
+	DeclaredIndex RaftIndex `json:"declared_index"`
 	// OwnerIndex is the raft index of the Claimed or Committed that set the
 	// current owner (0 when unassigned). The audit log's retention keeps it.
-	OwnerIndex RaftIndex
+	OwnerIndex RaftIndex `json:"owner_index,omitempty"`
 }
 
 // Handoff is a pending move of one partition.
 type Handoff struct {
-	ID        HandoffID
-	Partition PartitionID
-	From      WorkerID
-	To        WorkerID // empty: release once drained
-	Epoch     Epoch    // the partition's epoch when prepared
-	Reason    string
-	Deadline  int64 // Unix nanoseconds; 0 = none
+	ID        HandoffID   `json:"id"`
+	Partition PartitionID `json:"partition"`
+	From      WorkerID    `json:"from"`
+	To        WorkerID    `json:"to"`    // empty: release once drained
+	Epoch     Epoch       `json:"epoch"` // the partition's epoch when prepared
+	Reason    string      `json:"reason,omitempty"`
+	Deadline  int64       `json:"deadline,omitempty"` // Unix nanoseconds; 0 = none
 	// PreparedIndex and PreparedTime record when the handoff began.
-	PreparedIndex RaftIndex
-	PreparedTime  int64
+	PreparedIndex RaftIndex `json:"prepared_index"`
+	PreparedTime  int64     `json:"prepared_time,omitempty"`
 	// Drained is set once the owner reported ThroughSeq.
-	Drained     bool
-	ThroughSeq  StreamSeq
-	DrainedTime int64
+	Drained     bool      `json:"drained,omitempty"`
+	ThroughSeq  StreamSeq `json:"through_seq"`
+	DrainedTime int64     `json:"drained_time,omitempty"`
 }
 
 // State is the whole replicated state. The zero value is not usable: call New.

@@ -7,32 +7,32 @@ import (
 
 // Assignment is what one worker must do, as of state index Index.
 type Assignment struct {
-	Worker      WorkerID
-	Incarnation Incarnation
-	State       WorkerState
-	Cordoned    bool
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
+	State       WorkerState `json:"state"`
+	Cordoned    bool        `json:"cordoned,omitempty"`
 	// Index is the applied raft index this view reflects; a blocking query waits
 	// for it to pass the caller's last seen index.
-	Index RaftIndex
+	Index RaftIndex `json:"index"`
 	// Partitions the worker owns, sorted by id, in every phase. The worker
 	// processes those activating or active, drains those preparing, and stays off
 	// those drained or orphaned.
-	Partitions []AssignedPartition
+	Partitions []AssignedPartition `json:"partitions,omitempty"`
 }
 
 // AssignedPartition is one owned partition in an Assignment.
 type AssignedPartition struct {
-	Partition   PartitionID
-	Subjects    []string
-	Epoch       Epoch
-	Phase       Phase
-	ResumeAfter StreamSeq
-	Checkpoint  StreamSeq
+	Partition   PartitionID `json:"partition"`
+	Subjects    []string    `json:"subjects,omitempty"`
+	Epoch       Epoch       `json:"epoch"`
+	Phase       Phase       `json:"phase"`
+	ResumeAfter StreamSeq   `json:"resume_after"`
+	Checkpoint  StreamSeq   `json:"checkpoint"`
 	// Handoff is the pending handoff out of this worker (0 if none), with its
 	// target (empty for a release) and drain deadline.
-	Handoff   HandoffID
-	HandoffTo WorkerID
-	Deadline  int64
+	Handoff   HandoffID `json:"handoff,omitempty"`
+	HandoffTo WorkerID  `json:"handoff_to,omitempty"`
+	Deadline  int64     `json:"deadline,omitempty"`
 }
 
 // Assignment returns worker w's assignment. ok is false if the worker is unknown
@@ -61,7 +61,7 @@ func (s *State) Assignment(w WorkerID) (a Assignment, ok bool) {
 type PartitionInfo struct {
 	Partition
 	// PendingHandoff is a copy of the pending handoff, if any.
-	PendingHandoff *Handoff
+	PendingHandoff *Handoff `json:"pending_handoff,omitempty"`
 }
 
 // PartitionView returns one partition's full state.
@@ -129,8 +129,8 @@ func (s *State) Handoffs() []Handoff {
 
 // Node is a claim-store node and the address of its HTTP API.
 type Node struct {
-	ID      string
-	APIAddr string
+	ID      string `json:"id,omitempty"`
+	APIAddr string `json:"api_addr,omitempty"`
 }
 
 // Nodes returns the registered claim-store nodes, sorted by id.
@@ -148,14 +148,14 @@ func (s *State) NodeAPIAddr(id string) string { return s.nodes[id] }
 
 // Summary counts the cluster's state.
 type Summary struct {
-	Index             RaftIndex
-	Term              uint64
-	Workers           map[WorkerState]int
-	Cordoned          int
-	Partitions        int
-	PartitionsByPhase map[Phase]int
-	Handoffs          int
-	Paused            bool
+	Index             RaftIndex           `json:"index"`
+	Term              uint64              `json:"term"`
+	Workers           map[WorkerState]int `json:"workers,omitempty"`
+	Cordoned          int                 `json:"cordoned"`
+	Partitions        int                 `json:"partitions"`
+	PartitionsByPhase map[Phase]int       `json:"partitions_by_phase,omitempty"`
+	Handoffs          int                 `json:"handoffs"`
+	Paused            bool                `json:"paused,omitempty"`
 }
 
 // Summary returns cluster-wide counts.
