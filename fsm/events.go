@@ -181,7 +181,7 @@ type Committed struct {
 	Epoch       Epoch       `json:"epoch"`
 	ResumeAfter StreamSeq   `json:"resume_after"`
 	Forced      bool        `json:"forced,omitempty"`
-	ForceReason ForceReason `json:"force_reason"` // set when Forced
+	ForceReason ForceReason `json:"force_reason,omitempty"` // set when Forced
 }
 
 // Activated: the owner resumed the partition.
@@ -216,7 +216,7 @@ type Checkpointed struct {
 	Partition PartitionID `json:"partition"`
 	Worker    WorkerID    `json:"worker"`
 	Epoch     Epoch       `json:"epoch"`
-	Seq       StreamSeq   `json:"seq"`
+	Seq       StreamSeq   `json:"checkpoint_seq"`
 }
 
 // PartitionPinned: a partition was pinned to Worker, or unpinned (Worker empty).

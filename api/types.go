@@ -1,0 +1,219 @@
+package api
+
+import (
+	"github.com/batonhq/baton/fsm"
+)
+
+// Paths of the v1 API. {id} segments are path parameters.
+const (
+	PathRegister     = "/v1/workers/register"
+	PathWorkers      = "/v1/workers"
+	PathWorker       = "/v1/workers/{id}"
+	PathHeartbeat    = "/v1/workers/{id}/heartbeat"
+	PathLeave        = "/v1/workers/{id}/leave"
+	PathAssignment   = "/v1/workers/{id}/assignment"
+	PathDrained      = "/v1/workers/{id}/drained"
+	PathActivated    = "/v1/workers/{id}/activated"
+	PathCheckpoints  = "/v1/workers/{id}/checkpoints"
+	PathReleased     = "/v1/workers/{id}/released"
+	PathCordon       = "/v1/workers/{id}/cordon"
+	PathPartitions   = "/v1/partitions"
+	PathPartition    = "/v1/partitions/{id}"
+	PathMove         = "/v1/partitions/{id}/move"
+	PathPin          = "/v1/partitions/{id}/pin"
+	PathHandoffs     = "/v1/handoffs"
+	PathRebalance    = "/v1/rebalance"
+	PathPlan         = "/v1/plan"
+	PathAudit        = "/v1/audit"
+	PathAuditFollow  = "/v1/audit/follow"
+	PathStatus       = "/v1/cluster/status"
+	PathJoin         = "/v1/cluster/join"
+	PathRemove       = "/v1/cluster/remove"
+	PathSummary      = "/v1/cluster/summary"
+	PathMetrics      = "/metrics"
+	PathHealth       = "/healthz"
+	PathReady        = "/readyz"
+)
+
+// Headers.
+const (
+	// HeaderIndex carries the state index a response reflects; blocking queries
+	// pass it back as ?index=.
+	HeaderIndex = "X-Baton-Index"
+	// HeaderRequestID carries the request id that makes a write idempotent.
+	HeaderRequestID = "X-Request-Id"
+	// HeaderForwarded marks a request a follower forwarded to the leader, so
+	// that it is never forwarded twice.
+	HeaderForwarded = "X-Baton-Forwarded"
+	// HeaderNode names the node that answered.
+	HeaderNode = "X-Baton-Node"
+)
+
+// RegisterRequest registers a worker (a new incarnation if it was known).
+type RegisterRequest struct {
+	Worker fsm.WorkerID `json:"worker"`
+	Weight uint32       `json:"weight,omitempty"`
+	Labels []fsm.Label  `json:"labels,omitempty"`
+}
+
+// Registration is a worker's session: heartbeat every HeartbeatIntervalMS with
+// this incarnation; a session not renewed for SessionTTLMS expires.
+type Registration struct {
+	Worker              fsm.WorkerID    `json:"worker"`
+	Incarnation         fsm.Incarnation `json:"incarnation"`
+	Index               fsm.RaftIndex   `json:"index"`
+	SessionTTLMS        int64           `json:"session_ttl_ms"`
+	HeartbeatIntervalMS int64           `json:"heartbeat_interval_ms"`
+}
+
+// HeartbeatRequest renews a session.
+type HeartbeatRequest struct {
+	Incarnation fsm.Incarnation `json:"incarnation"`
+}
+
+// HeartbeatResponse says how long the renewed session lasts.
+type HeartbeatResponse struct {
+	SessionTTLMS int64 `json:"session_ttl_ms"`
+}
+
+// LeaveRequest starts a worker's graceful leave.
+type LeaveRequest struct {
+	Incarnation fsm.Incarnation `json:"incarnation"`
+}
+
+// DrainedRequest reports drained handoffs.
+type DrainedRequest struct {
+	Incarnation fsm.Incarnation `json:"incarnation"`
+	Items       []fsm.DrainItem `json:"items"`
+}
+
+// ActivatedRequest reports activated partitions.
+type ActivatedRequest struct {
+	Incarnation fsm.Incarnation    `json:"incarnation"`
+	Items       []fsm.ActivateItem `json:"items"`
+}
+
+// CheckpointsRequest reports progress on many partitions.
+type CheckpointsRequest struct {
+	Incarnation fsm.Incarnation      `json:"incarnation"`
+	Items       []fsm.CheckpointItem `json:"items"`
+}
+
+// ReleasedRequest gives partitions up.
+type ReleasedRequest struct {
+	Incarnation fsm.Incarnation   `json:"incarnation"`
+	Items       []fsm.ReleaseItem `json:"items"`
+}
+
+// WriteResponse is the answer to every write: the index it was applied at,
+// whether it repeated an earlier request id, and per-item errors for batch
+// writes (null for accepted items). A whole-command rejection is an error
+// response instead.
+type WriteResponse struct {
+	Index     fsm.RaftIndex `json:"index"`
+	Duplicate bool          `json:"duplicate,omitempty"`
+	Items     []*Error      `json:"items,omitempty"`
+	Events    []Event       `json:"events,omitempty"`
+}
+
+// DeclareRequest declares partitions.
+type DeclareRequest struct {
+	Partitions []fsm.PartitionSpec `json:"partitions"`
+}
+
+// RemovePartitionsRequest removes partitions (DELETE /v1/partitions/{id} removes one).
+type RemovePartitionsRequest struct {
+	Partitions []fsm.PartitionID `json:"partitions"`
+}
+
+// MoveRequest asks for a partition to move to a worker. Without Force it is a
+// graceful two-phase handoff; with Force the partition moves now and the new
+// owner resumes from the last checkpoint.
+type MoveRequest struct {
+	To     fsm.WorkerID `json:"to"`
+	Force  bool         `json:"force,omitempty"`
+	Reason string       `json:"reason,omitempty"`
+	// DrainTimeoutMS bounds the drain (0: the server's default).
+	DrainTimeoutMS int64 `json:"drain_timeout_ms,omitempty"`
+}
+
+// CordonRequest cordons (drains for maintenance) or uncordons a worker.
+type CordonRequest struct {
+	On bool `json:"on"`
+}
+
+// PinRequest pins a partition to a worker; an empty worker unpins.
+type PinRequest struct {
+	Worker fsm.WorkerID `json:"worker"`
+}
+
+// RebalanceRequest pauses or resumes voluntary rebalancing.
+type RebalanceRequest struct {
+	Paused bool `json:"paused"`
+}
+
+// PartitionList is one page of partitions; pass Next as ?after= for the next.
+type PartitionList struct {
+	Index      fsm.RaftIndex       `json:"index"`
+	Partitions []fsm.PartitionInfo `json:"partitions"`
+	Next       fsm.PartitionID     `json:"next,omitempty"`
+}
+
+// WorkerList lists every known worker.
+type WorkerList struct {
+	Index   fsm.RaftIndex `json:"index"`
+	Workers []fsm.Worker  `json:"workers"`
+}
+
+// HandoffList lists pending handoffs.
+type HandoffList struct {
+	Index    fsm.RaftIndex `json:"index"`
+	Handoffs []fsm.Handoff `json:"handoffs"`
+}
+
+// AuditPage is one page of audit events; pass Next as ?after= for the next.
+type AuditPage struct {
+	Events []Event `json:"events"`
+	Next   string  `json:"next,omitempty"`
+}
+
+// JoinRequest adds a claim-store node.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+}
+
+// RemoveRequest removes a claim-store node.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// Member is one claim-store node in ClusterStatus.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+}
+
+// ClusterStatus is the answering node's view of the cluster.
+type ClusterStatus struct {
+	NodeID        string   `json:"node_id"`
+	State         string   `json:"state"`
+	Term          uint64   `json:"term"`
+	LeaderID      string   `json:"leader_id,omitempty"`
+	LeaderAPI     string   `json:"leader_api_addr,omitempty"`
+	CommitIndex   uint64   `json:"commit_index"`
+	AppliedIndex  uint64   `json:"applied_index"`
+	StateIndex    uint64   `json:"state_index"`
+	LastIndex     uint64   `json:"last_log_index"`
+	SnapshotIndex uint64   `json:"last_snapshot_index"`
+	Ready         bool     `json:"ready"`
+	NotReady      string   `json:"not_ready,omitempty"`
+	Members       []Member `json:"members"`
+	AuditFirst    uint64   `json:"audit_first_index"`
+	AuditLast     uint64   `json:"audit_last_index"`
+	AuditEvents   int      `json:"audit_events"`
+}
