@@ -50,6 +50,7 @@ func (s *State) fold(ev Event) {
 		p := s.mustPartition(b.Partition)
 		owner := p.Owner
 		s.setOwner(p, "")
+		s.setLingerers(p, nil)
 		for _, sub := range p.Subjects {
 			s.subjects.remove(sub)
 		}
@@ -59,6 +60,7 @@ func (s *State) fold(ev Event) {
 		p := s.mustPartition(b.Partition)
 		s.setOwner(p, b.Worker)
 		p.Epoch, p.Phase, p.ResumeAfter, p.OwnerIndex = b.Epoch, PhaseActivating, b.ResumeAfter, ev.Index
+		p.OwnerIncarnation = s.mustWorker(b.Worker).Incarnation
 	case Prepared:
 		p := s.mustPartition(b.Partition)
 		s.handoffs[b.Handoff] = &Handoff{
@@ -78,11 +80,15 @@ func (s *State) fold(ev Event) {
 		from := p.Owner
 		delete(s.handoffs, b.Handoff)
 		s.lastHandoff = max(s.lastHandoff, b.Handoff)
+		s.addLingerer(p)
 		s.setOwner(p, b.To)
+		p.OwnerIncarnation = s.mustWorker(b.To).Incarnation
 		p.Epoch, p.Phase, p.ResumeAfter, p.Handoff, p.OwnerIndex = b.Epoch, PhaseActivating, b.ResumeAfter, 0, ev.Index
 		s.pruneIfDone(from)
 	case Activated:
-		s.mustPartition(b.Partition).Phase = PhaseActive
+		p := s.mustPartition(b.Partition)
+		p.Phase = PhaseActive
+		s.setLingerers(p, nil)
 	case Aborted:
 		p := s.mustPartition(b.Partition)
 		delete(s.handoffs, b.Handoff)
@@ -98,8 +104,9 @@ func (s *State) fold(ev Event) {
 			delete(s.handoffs, p.Handoff)
 			p.Handoff = 0
 		}
+		s.addLingerer(p)
 		s.setOwner(p, "")
-		p.Phase, p.OwnerIndex = PhaseUnassigned, 0
+		p.Phase, p.OwnerIndex, p.OwnerIncarnation = PhaseUnassigned, 0, 0
 		p.Checkpoint = maxSeq(p.Checkpoint, b.ThroughSeq)
 		p.ResumeAfter = p.Checkpoint
 		s.pruneIfDone(owner)

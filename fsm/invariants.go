@@ -62,6 +62,19 @@ func (s *State) CheckInvariants() error {
 			if p.Checkpoint < p.ResumeAfter {
 				bad("I4: partition %s checkpoint %d before resume point %d", id, p.Checkpoint, p.ResumeAfter)
 			}
+			if p.OwnerIncarnation == 0 {
+				bad("I1: owned partition %s has no owner incarnation", id)
+			}
+		} else if p.OwnerIncarnation != 0 {
+			bad("I1: unassigned partition %s has owner incarnation %d", id, p.OwnerIncarnation)
+		}
+		if len(p.Lingerers) > 0 && p.Phase != PhaseUnassigned && p.Phase != PhaseActivating && p.Phase != PhaseOrphaned {
+			bad("partition %s is %s with lingerers %v (cleared at activation)", id, p.Phase, p.Lingerers)
+		}
+		for _, l := range p.Lingerers {
+			if _, ok := s.lingering[l.Worker][id]; !ok {
+				bad("partition %s missing from lingerer %s's index", id, l.Worker)
+			}
 		}
 		if p.Handoff == 0 {
 			if p.Phase == PhasePreparing || p.Phase == PhaseDrained {

@@ -105,6 +105,12 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		e.str(string(p.Pinned))
 		e.uvarint(uint64(p.DeclaredIndex))
 		e.uvarint(uint64(p.OwnerIndex))
+		e.uvarint(uint64(p.OwnerIncarnation))
+		e.uvarint(uint64(len(p.Lingerers)))
+		for _, l := range p.Lingerers {
+			e.str(string(l.Worker))
+			e.uvarint(uint64(l.Incarnation))
+		}
 		if err := put(); err != nil {
 			return err
 		}
@@ -277,7 +283,11 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 			p := &Partition{ID: PartitionID(d.str()), Subjects: d.strs(), Weight: d.u32(), Owner: WorkerID(d.str()),
 				Epoch: Epoch(d.uvarint()), Phase: Phase(d.u8()), ResumeAfter: StreamSeq(d.uvarint()),
 				Checkpoint: StreamSeq(d.uvarint()), Handoff: HandoffID(d.uvarint()), Pinned: WorkerID(d.str()),
-				DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint())}
+				DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint()),
+				OwnerIncarnation: Incarnation(d.uvarint())}
+			p.Lingerers = items(&d, 2, func() Lingerer {
+				return Lingerer{Worker: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint())}
+			})
 			if d.err == nil && s.partitions[p.ID] != nil {
 				return nil, fmt.Errorf("partition %s twice", p.ID)
 			}
@@ -365,6 +375,12 @@ func (s *State) rebuildIndexes() error {
 			p.Owner = ""
 			s.setOwner(p, owner)
 		}
+		if len(p.Lingerers) > maxLingerers {
+			return fmt.Errorf("partition %s: %d lingerers", id, len(p.Lingerers))
+		}
+		ls := p.Lingerers
+		p.Lingerers = nil
+		s.setLingerers(p, ls)
 	}
 	return nil
 }

@@ -41,7 +41,24 @@ type Partition struct {
 	// OwnerIndex is the raft index of the Claimed or Committed that set the
 	// current owner (0 when unassigned). The audit log's retention keeps it.
 	OwnerIndex RaftIndex `json:"owner_index,omitempty"`
+	// OwnerIncarnation is the incarnation of the owner that was given the
+	// partition; it names that owner's consumer.
+	OwnerIncarnation Incarnation `json:"owner_incarnation,omitempty"`
+	// Lingerers are the earlier owners (worker incarnations) since the last
+	// activation: a live one keeps covering the partition's subjects (on
+	// Interest streams a gap in coverage loses messages) until the next owner
+	// activates; a gone one's consumer is cleaned up by the next owner.
+	Lingerers []Lingerer `json:"lingerers,omitempty"`
 }
+
+// Lingerer is an earlier owner of a partition awaiting the next activation.
+type Lingerer struct {
+	Worker      WorkerID    `json:"worker"`
+	Incarnation Incarnation `json:"incarnation"`
+}
+
+// maxLingerers bounds Partition.Lingerers: the oldest are dropped first.
+const maxLingerers = 8
 
 // Handoff is a pending move of one partition.
 type Handoff struct {
@@ -77,8 +94,9 @@ type State struct {
 	requests    requestTable
 
 	// Derived indexes, rebuilt on restore and never encoded.
-	owned    map[WorkerID]map[PartitionID]struct{} // partitions by Owner
-	subjects *subjectIndex
+	owned     map[WorkerID]map[PartitionID]struct{} // partitions by Owner
+	lingering map[WorkerID]map[PartitionID]struct{} // partitions by Lingerers' workers
+	subjects  *subjectIndex
 }
 
 // New returns an empty state bounded by cfg.
@@ -98,6 +116,7 @@ func newState(cfg Config) *State {
 		nodes:      make(map[string]string),
 		requests:   newRequestTable(),
 		owned:      make(map[WorkerID]map[PartitionID]struct{}),
+		lingering:  make(map[WorkerID]map[PartitionID]struct{}),
 		subjects:   newSubjectIndex(),
 	}
 }
@@ -133,6 +152,39 @@ func (s *State) setOwner(p *Partition, w WorkerID) {
 		}
 		set[p.ID] = struct{}{}
 	}
+}
+
+// setLingerers replaces p's lingerers, keeping the lingering index.
+func (s *State) setLingerers(p *Partition, ls []Lingerer) {
+	for _, l := range p.Lingerers {
+		if set := s.lingering[l.Worker]; set != nil {
+			delete(set, p.ID)
+			if len(set) == 0 {
+				delete(s.lingering, l.Worker)
+			}
+		}
+	}
+	if len(ls) > maxLingerers {
+		ls = ls[len(ls)-maxLingerers:]
+	}
+	p.Lingerers = ls
+	for _, l := range ls {
+		set := s.lingering[l.Worker]
+		if set == nil {
+			set = make(map[PartitionID]struct{})
+			s.lingering[l.Worker] = set
+		}
+		set[p.ID] = struct{}{}
+	}
+}
+
+// addLingerer records p's current owner as a lingerer before it loses p.
+func (s *State) addLingerer(p *Partition) {
+	if p.Owner == "" {
+		return
+	}
+	ls := append(slices.Clone(p.Lingerers), Lingerer{Worker: p.Owner, Incarnation: p.OwnerIncarnation})
+	s.setLingerers(p, ls)
 }
 
 // ownedSorted lists the partitions w owns, sorted, so that whatever iterates them

@@ -18,6 +18,18 @@ type Assignment struct {
 	// processes those activating or active, drains those preparing, and stays off
 	// those drained or orphaned.
 	Partitions []AssignedPartition `json:"partitions,omitempty"`
+	// Handed are partitions this incarnation gave up whose next owner has not
+	// activated yet: on an Interest stream the worker keeps covering their
+	// subjects (without processing) until then.
+	Handed []HandedPartition `json:"handed,omitempty"`
+}
+
+// HandedPartition is a partition handed off and not yet activated elsewhere.
+type HandedPartition struct {
+	Partition PartitionID `json:"partition"`
+	Subjects  []string    `json:"subjects,omitempty"`
+	Owner     WorkerID    `json:"owner,omitempty"`
+	Phase     Phase       `json:"phase"`
 }
 
 // AssignedPartition is one owned partition in an Assignment.
@@ -28,6 +40,9 @@ type AssignedPartition struct {
 	Phase       Phase       `json:"phase"`
 	ResumeAfter StreamSeq   `json:"resume_after"`
 	Checkpoint  StreamSeq   `json:"checkpoint"`
+	// Lingerers are the earlier owners since the last activation; the worker
+	// cleans up the consumers of those that are gone (another incarnation).
+	Lingerers []Lingerer `json:"lingerers,omitempty"`
 	// Handoff is the pending handoff out of this worker (0 if none), with its
 	// target (empty for a release) and drain deadline.
 	Handoff   HandoffID `json:"handoff,omitempty"`
@@ -52,7 +67,22 @@ func (s *State) Assignment(w WorkerID) (a Assignment, ok bool) {
 		if h := s.handoffs[p.Handoff]; h != nil {
 			ap.HandoffTo, ap.Deadline = h.To, h.Deadline
 		}
+		ap.Lingerers = p.Lingerers
 		a.Partitions = append(a.Partitions, ap)
+	}
+	ids := make([]PartitionID, 0, len(s.lingering[w]))
+	for id := range s.lingering[w] {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := s.partitions[id]
+		for _, l := range p.Lingerers {
+			if l.Worker == w && l.Incarnation == wk.Incarnation {
+				a.Handed = append(a.Handed, HandedPartition{Partition: id, Subjects: p.Subjects, Owner: p.Owner, Phase: p.Phase})
+				break
+			}
+		}
 	}
 	return a, true
 }

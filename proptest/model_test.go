@@ -44,6 +44,19 @@ type mPart struct {
 	cp       fsm.StreamSeq
 	h        *mHandoff
 	pinned   fsm.WorkerID
+	ownerInc fsm.Incarnation
+	// lingerers: earlier owners since the last activation, at most 8.
+	lingerers []fsm.Lingerer
+}
+
+func (p *mPart) linger() {
+	if p.owner == "" {
+		return
+	}
+	p.lingerers = append(p.lingerers, fsm.Lingerer{Worker: p.owner, Incarnation: p.ownerInc})
+	if len(p.lingerers) > 8 {
+		p.lingerers = p.lingerers[len(p.lingerers)-8:]
+	}
 }
 
 func newModel() *model {
@@ -103,7 +116,8 @@ func (m *model) abortH(p *mPart) {
 
 func (m *model) release(p *mPart, through fsm.StreamSeq) {
 	owner := p.owner
-	p.owner, p.phase, p.h = "", fsm.PhaseUnassigned, nil
+	p.linger()
+	p.owner, p.phase, p.h, p.ownerInc = "", fsm.PhaseUnassigned, nil, 0
 	p.cp = max(p.cp, through)
 	p.resume = p.cp
 	m.prune(owner)
@@ -258,6 +272,7 @@ func (m *model) claim(id fsm.PartitionID, w fsm.WorkerID) bool {
 		return false
 	}
 	p.owner, p.epoch, p.phase, p.resume = w, p.epoch+1, fsm.PhaseActivating, p.cp
+	p.ownerInc = m.workers[w].inc
 	return true
 }
 
@@ -291,7 +306,9 @@ func (m *model) drain(w fsm.WorkerID, it fsm.DrainItem) bool {
 
 func (m *model) moveTo(p *mPart, to fsm.WorkerID, resume fsm.StreamSeq) {
 	from := p.owner
+	p.linger()
 	p.owner, p.epoch, p.phase, p.resume, p.h = to, p.epoch+1, fsm.PhaseActivating, resume, nil
+	p.ownerInc = m.workers[to].inc
 	m.finishLeave(from)
 	m.prune(from)
 }
@@ -339,6 +356,7 @@ func (m *model) activate(w fsm.WorkerID, it fsm.ActivateItem) bool {
 		return false
 	}
 	p.phase = fsm.PhaseActive
+	p.lingerers = nil
 	return true
 }
 
@@ -398,7 +416,8 @@ func (m *model) diff(s *fsm.State) error {
 			return fmt.Errorf("partition %s unknown to the model", p.ID)
 		}
 		if x.owner != p.Owner || x.epoch != p.Epoch || x.phase != p.Phase || x.cp != p.Checkpoint ||
-			x.pinned != p.Pinned || (x.owner != "" && x.resume != p.ResumeAfter) {
+			x.pinned != p.Pinned || (x.owner != "" && x.resume != p.ResumeAfter) || x.ownerInc != p.OwnerIncarnation ||
+			!slices.Equal(x.lingerers, p.Lingerers) {
 			return fmt.Errorf("partition %s: fsm %v, model %+v", p.ID, p.Partition, *x)
 		}
 		switch {

@@ -68,7 +68,13 @@ func (e *Env) Handle(t *testing.T, d *datadriven.TestData) string {
 			if p.Handoff != 0 {
 				fmt.Fprintf(&sb, " handoff=%s to=%s", p.Handoff, p.HandoffTo)
 			}
+			for _, l := range p.Lingerers {
+				fmt.Fprintf(&sb, " lingerer=%s@%d", l.Worker, l.Incarnation)
+			}
 			sb.WriteByte('\n')
+		}
+		for _, h := range as.Handed {
+			fmt.Fprintf(&sb, "  handed %s (now %s, %s)\n", h.Partition, h.Owner, h.Phase)
 		}
 		return sb.String()
 	case "snapshot-restore":
