@@ -1,0 +1,15 @@
+// Package natstest owns Baton's test-only embedded NATS server and the
+// executable record of the JetStream behaviour Baton's partition handover is
+// built on.
+//
+// The helpers (Start, Connect, WithJS, CreateStream) give every test package a
+// real nats-server with JetStream on a random loopback port and a private
+// store directory, torn down through testing.TB cleanups, so tests never talk
+// to mocks or to a shared server.
+//
+// The TestFact_* tests in this package are specifications of server facts the
+// handover design relies on (filter updates, ack-pending behaviour, retention
+// policies, direct get, consumer reset). They are meant to fail loudly when a
+// nats-server or nats.go upgrade changes one of those facts; the prose
+// version lives in docs/jetstream-facts.md.
+package natstest
