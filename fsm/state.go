@@ -55,6 +55,9 @@ type Partition struct {
 type Lingerer struct {
 	Worker      WorkerID    `json:"worker"`
 	Incarnation Incarnation `json:"incarnation"`
+	// Gone is set in assignment views (never in the state) when that
+	// incarnation has left: its consumer is the next owner's to clean up.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // maxLingerers bounds Partition.Lingerers: the oldest are dropped first.

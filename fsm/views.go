@@ -67,7 +67,11 @@ func (s *State) Assignment(w WorkerID) (a Assignment, ok bool) {
 		if h := s.handoffs[p.Handoff]; h != nil {
 			ap.HandoffTo, ap.Deadline = h.To, h.Deadline
 		}
-		ap.Lingerers = p.Lingerers
+		for _, l := range p.Lingerers {
+			lw := s.workers[l.Worker]
+			l.Gone = lw == nil || lw.Incarnation != l.Incarnation || lw.State == WorkerGone
+			ap.Lingerers = append(ap.Lingerers, l)
+		}
 		a.Partitions = append(a.Partitions, ap)
 	}
 	ids := make([]PartitionID, 0, len(s.lingering[w]))
