@@ -1,0 +1,78 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/fsm"
+)
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, caller string) error {
+	st, err := s.node.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	out := api.ClusterStatus{
+		NodeID: st.NodeID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAPI: st.LeaderAPI,
+		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, StateIndex: st.StateIndex,
+		LastIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, Ready: st.Ready, NotReady: st.NotReady,
+		AuditFirst: st.AuditFirst, AuditLast: st.AuditLast, AuditEvents: st.AuditEvents,
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, api.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) summary(w http.ResponseWriter, r *http.Request, caller string) error {
+	c, err := consistency(r)
+	if err != nil {
+		return err
+	}
+	var sum fsm.Summary
+	if err := s.read(w, r, c, func(st *fsm.State) { sum = st.Summary() }); err != nil {
+		return err
+	}
+	setIndex(w, sum.Index)
+	writeJSON(w, http.StatusOK, sum)
+	return nil
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request, caller string) error {
+	var req api.JoinRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
+		return api.Errorf(api.CodeBadRequest, "join needs id, raft_addr and api_addr")
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
+		return api.Errorf(api.CodeBadRequest, "raft_addr %q: %v", req.RaftAddr, err)
+	}
+	if u, err := url.Parse(req.APIAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return api.Errorf(api.CodeBadRequest, "api_addr %q: want http(s)://host:port", req.APIAddr)
+	}
+	if err := s.node.Join(r.Context(), req.ID, req.RaftAddr, req.APIAddr); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"joined": req.ID})
+	return nil
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, caller string) error {
+	var req api.RemoveRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.ID == "" {
+		return api.Errorf(api.CodeBadRequest, "remove needs id")
+	}
+	if err := s.node.Remove(r.Context(), req.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
+	return nil
+}

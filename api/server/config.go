@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/batonhq/baton/audit"
+	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/raftnode"
+)
+
+// Writer proposes commands (raftnode.Node).
+type Writer interface {
+	Propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error)
+}
+
+// Reader reads the state and waits for it to change (raftnode.Node).
+type Reader interface {
+	Read(ctx context.Context, c raftnode.Consistency, fn func(*fsm.State)) error
+	WaitWorker(ctx context.Context, w fsm.WorkerID, after fsm.RaftIndex) (fsm.RaftIndex, error)
+	WorkerIndex(w fsm.WorkerID) fsm.RaftIndex
+	WaitAudit(ctx context.Context, after fsm.RaftIndex) (fsm.RaftIndex, error)
+}
+
+// Cluster is membership and leadership (raftnode.Node).
+type Cluster interface {
+	Leader() (id, raftAddr, apiAddr string)
+	IsLeader() bool
+	Join(ctx context.Context, id, raftAddr, apiAddr string) error
+	Remove(ctx context.Context, id string) error
+	Status(ctx context.Context) (raftnode.Status, error)
+	Ready() error
+}
+
+// Node is everything the server needs from its claim-store node.
+type Node interface {
+	Writer
+	Reader
+	Cluster
+	ID() string
+	Audit() *audit.Log
+}
+
+var _ Node = (*raftnode.Node)(nil)
+
+// Sessions is the leader's worker session table (the controller implements it).
+// Heartbeats are not raft writes: they renew a lease held in the leader's memory.
+type Sessions interface {
+	// Registered grants a freshly registered incarnation a full TTL.
+	Registered(w fsm.WorkerID, inc fsm.Incarnation)
+	// Heartbeat renews w's session. If the leader holds none for this
+	// incarnation it returns an error that wraps ErrUnknownSession or has a
+	// method UnknownSession() bool returning true, and the worker is told to
+	// register again.
+	Heartbeat(w fsm.WorkerID, inc fsm.Incarnation) (ttl time.Duration, err error)
+}
+
+// ErrUnknownSession is what Sessions.Heartbeat wraps when the worker must
+// register again.
+var ErrUnknownSession = errors.New("server: unknown session")
+
+// Planner answers dry-run placement queries (the controller implements it).
+type Planner interface {
+	// Plan returns the moves the controller would make now and why, as JSON.
+	Plan(ctx context.Context) (any, error)
+}
+
+// Config configures the server. Zero fields take the defaults shown.
+type Config struct {
+	// Tokens are the accepted bearer tokens. None: no authentication (the
+	// binary then binds loopback only).
+	Tokens []Token
+	// Sessions renews worker sessions on the leader. Nil: heartbeats only check
+	// that the worker exists with that incarnation.
+	Sessions Sessions
+	// Planner serves GET /v1/plan. Nil: 404.
+	Planner Planner
+	// SessionTTL and HeartbeatInterval are what registrations are told.
+	// Defaults 10s and 2s; they must match the controller's.
+	SessionTTL        time.Duration
+	HeartbeatInterval time.Duration
+	// MaxBodyBytes bounds request bodies. Default 4 MiB.
+	MaxBodyBytes int64
+	// MaxWait bounds a blocking query's wait. Default 5m; the default wait is 30s.
+	MaxWait time.Duration
+	// DrainTimeout is the default drain deadline of an operator move. Default 30s.
+	DrainTimeout time.Duration
+	// Forward is the client used to forward requests to the leader (set its
+	// TLS config when the API uses TLS). Default: a client with a 10 s dial
+	// timeout and no overall timeout (blocking queries are long).
+	Forward *http.Client
+	// Gatherer serves /metrics. Default: prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 10 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 5 * time.Minute
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.DefaultGatherer
+	}
+	return c
+}
+
+// Validate reports every problem, joined.
+func (c Config) Validate() error {
+	var errs []error
+	c = c.withDefaults()
+	if c.SessionTTL < 3*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("server: config SessionTTL (%s) must be at least 3 heartbeats (%s)", c.SessionTTL, c.HeartbeatInterval))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("server: config MaxBodyBytes %d below 1 KiB", c.MaxBodyBytes))
+	}
+	if c.MaxWait < time.Second {
+		errs = append(errs, fmt.Errorf("server: config MaxWait %s below 1s", c.MaxWait))
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tokens {
+		if len(t.Secret) < 16 {
+			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): secret shorter than 16 bytes", i, t.Name))
+		}
+		if t.Role < RoleRead || t.Role > RoleOperator {
+			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): invalid role", i, t.Name))
+		}
+		if seen[t.Secret] {
+			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): duplicate secret", i, t.Name))
+		}
+		seen[t.Secret] = true
+	}
+	return errors.Join(errs...)
+}

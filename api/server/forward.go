@@ -1,0 +1,95 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/batonhq/baton/api"
+)
+
+// forward relays a request to the leader's API and streams the answer back
+// (blocking queries and audit follows included). A request is forwarded at most
+// once: if it arrives forwarded at a node that is not the leader any more, the
+// client gets 503 and retries.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	id, _, apiAddr := s.node.Leader()
+	switch {
+	case id == "":
+		s.fail(w, r, api.Errorf(api.CodeNoLeader, "no leader; retry shortly"))
+		return
+	case apiAddr == "":
+		s.fail(w, r, api.Errorf(api.CodeNoLeader, "leader %s has not registered its API address yet", id))
+		return
+	case r.Header.Get(api.HeaderForwarded) != "":
+		s.fail(w, r, api.Errorf(api.CodeNotLeader, "forwarded by %s, but this node is not the leader (%s is)",
+			r.Header.Get(api.HeaderForwarded), id))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// Refused here, as the leader would: no need to send it.
+		s.fail(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.ctx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	target := strings.TrimRight(apiAddr, "/") + r.URL.RequestURI()
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	req, err := http.NewRequestWithContext(ctx, r.Method, target, body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, h := range []string{"Authorization", "Content-Type", "Accept", "Last-Event-ID", api.HeaderRequestID} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	req.Header.Set(api.HeaderForwarded, s.node.ID())
+	resp, err := s.fwd.Do(req)
+	if err != nil && errors.As(err, new(*http.MaxBytesError)) {
+		// The body outgrew the bound while being relayed: the client's
+		// fault (413), not the leader's (503 would be retried).
+		s.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		s.log.Debug("forward to leader failed", "leader", id, "err", err)
+		s.fail(w, r, api.Errorf(api.CodeNoLeader, "leader %s unreachable: %v", id, err))
+		return
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		if k == api.HeaderNode {
+			continue
+		}
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

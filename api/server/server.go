@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/raftnode"
+)
+
+// Server is the HTTP handler of one node's API.
+type Server struct {
+	node Node
+	cfg  Config
+	log  *slog.Logger
+	auth *authenticator
+	mux  *http.ServeMux
+	fwd  *http.Client
+
+	// ctx ends when Close is called: blocking queries and audit follows
+	// return then.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns the API server for node. It validates cfg and never changes it.
+func New(node Node, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	fwd := cfg.Forward
+	if fwd == nil {
+		fwd = &http.Client{Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 32,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens), mux: http.NewServeMux(), fwd: fwd}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.routes()
+	return s, nil
+}
+
+// Close ends every blocking query and audit follow in progress and waits for
+// them. The caller shuts its http.Server down as well.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+	if t, ok := s.fwd.Transport.(*http.Transport); ok && s.cfg.Forward == nil {
+		t.CloseIdleConnections()
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(api.HeaderNode, s.node.ID())
+	s.mux.ServeHTTP(w, r)
+}
+
+// handler is an endpoint: it returns an error to be written as JSON.
+type handler func(w http.ResponseWriter, r *http.Request, caller string) error
+
+// route registers a path with one handler per method, the role each needs, and
+// whether followers forward it to the leader.
+type method struct {
+	role    Role
+	leader  bool // writes and session calls: must run on the leader
+	handler handler
+}
+
+func (s *Server) route(pattern string, methods map[string]method) {
+	allow := slices.Sorted(maps.Keys(methods))
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		m, ok := methods[r.Method]
+		if !ok {
+			methodNotAllowed(w, r, allow)
+			return
+		}
+		caller, aerr := s.auth.check(r, m.role)
+		if aerr != nil {
+			writeError(w, aerr)
+			return
+		}
+		if m.leader && !s.node.IsLeader() {
+			s.forward(w, r)
+			return
+		}
+		s.wg.Add(1)
+		defer s.wg.Done()
+		if err := m.handler(w, r, caller); err != nil && !errors.Is(err, errForwarded) {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// public registers an unauthenticated GET endpoint (metrics, health): other
+// methods get the API's 405, as on every other path.
+func (s *Server) public(pattern string, h http.Handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r, []string{http.MethodGet})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed answers 405 with the accepted methods, sorted so that the
+// header is the same on every call.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow []string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeError(w, api.Errorf(api.CodeMethodNotAllowed, "%s does not accept %s", r.URL.Path, r.Method))
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := toAPIError(err)
+	if e.Status >= 500 && e.Code != api.CodeNoLeader && e.Code != api.CodeUnknownOutcome {
+		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e.Code == api.CodeNoLeader || e.Code == api.CodeNotLeader || e.Code == api.CodeUnknownOutcome || e.Code == api.CodeNotReady {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, e)
+}
+
+// toAPIError maps package errors to API errors, by errors.Is/As only.
+func toAPIError(err error) *api.Error {
+	var ae *api.Error
+	var re *fsm.RejectError
+	var mbe *http.MaxBytesError
+	var nl *raftnode.NotLeaderError
+	switch {
+	case errors.As(err, &ae):
+		if ae.Status == 0 {
+			ae.Status = api.StatusOf(ae.Code)
+		}
+		return ae
+	case errors.As(err, &re):
+		e := api.FromReject(re)
+		if e.Message == "" {
+			// A bare sentinel (fsm.ErrUnknownWorker) carries no message;
+			// the wrapping names the ids.
+			e.Message = err.Error()
+		}
+		return e
+	case errors.As(err, &mbe):
+		return api.Errorf(api.CodeBodyTooLarge, "request body exceeds %d bytes", mbe.Limit)
+	case errors.Is(err, raftnode.ErrShutdown):
+		return api.Errorf(api.CodeUnavailable, "node is shutting down")
+	case errors.Is(err, raftnode.ErrUnknownOutcome):
+		return api.Errorf(api.CodeUnknownOutcome, "%v; retry with the same request id", err)
+	case errors.As(err, &nl) && nl.LeaderID == "":
+		return api.Errorf(api.CodeNoLeader, "no leader; retry shortly")
+	case errors.Is(err, raftnode.ErrNotLeader):
+		return api.Errorf(api.CodeNotLeader, "%v", err)
+	case errors.Is(err, raftnode.ErrNoLeader):
+		return api.Errorf(api.CodeNoLeader, "no leader; retry shortly")
+	case errors.Is(err, raftnode.ErrNotReady):
+		return api.Errorf(api.CodeNotReady, "%v", err)
+	case errors.Is(err, ErrUnknownSession), isUnknownSession(err):
+		return api.Errorf(api.CodeUnknownSession, "%v; register again", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return api.Errorf(api.CodeTimeout, "%v", err)
+	case errors.Is(err, context.Canceled):
+		return api.Errorf(api.CodeUnavailable, "request cancelled")
+	}
+	return api.Errorf(api.CodeInternal, "%v", err)
+}
+
+// isUnknownSession detects a Sessions implementation's "register again" error
+// without importing it.
+func isUnknownSession(err error) bool {
+	var us interface{ UnknownSession() bool }
+	return errors.As(err, &us) && us.UnknownSession()
+}
+
+func writeError(w http.ResponseWriter, e *api.Error) {
+	if e.Status == 0 {
+		e.Status = api.StatusOf(e.Code)
+	}
+	writeJSON(w, e.Status, api.ErrorBody{Error: e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+func setIndex(w http.ResponseWriter, idx fsm.RaftIndex) {
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(uint64(idx), 10))
+}
+
+// decode reads one JSON value from a size-limited body, refusing unknown fields
+// and trailing data.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return api.Errorf(api.CodeBadRequest, "empty body: expected a JSON object")
+		}
+		return api.Errorf(api.CodeBadRequest, "malformed JSON: %v", err)
+	}
+	// Anything but white space after the value is an error. dec.More alone
+	// would accept a stray '}' or ']' (it reports "no more elements" for
+	// those), and the request would be applied despite its garbage.
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, new(*http.MaxBytesError)):
+		return err
+	default:
+		return api.Errorf(api.CodeBadRequest, "trailing data after the JSON value")
+	}
+}

@@ -1,0 +1,329 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/raftnode"
+)
+
+// propose runs a command on the leader with the caller's request id, and turns a
+// whole-command rejection into an error.
+func (s *Server) propose(r *http.Request, actor, cause string, body fsm.Body) (fsm.Result, error) {
+	id, err := requestID(r)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	res, err := s.node.Propose(r.Context(), fsm.Command{
+		Header: fsm.Header{RequestID: id, Actor: actor, Cause: cause},
+		Body:   body,
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Err != nil {
+		return res, res.Err
+	}
+	return res, nil
+}
+
+// writeResult answers a write: the index, per-item errors, and (unless omitted)
+// the events.
+func writeResult(w http.ResponseWriter, res fsm.Result, events bool) {
+	out := api.WriteResponse{Index: res.Index, Duplicate: res.Duplicate}
+	if res.Items != nil {
+		out.Items = make([]*api.Error, len(res.Items))
+		for i, err := range res.Items {
+			if err != nil {
+				out.Items[i] = toAPIError(err)
+			}
+		}
+	}
+	if events {
+		out.Events = api.Events(res.Events)
+	}
+	setIndex(w, res.Index)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// single answers a one-item write: the item's rejection becomes the response's
+// error.
+func single(w http.ResponseWriter, res fsm.Result) error {
+	if err := res.FirstError(); err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request, caller string) error {
+	var req api.RegisterRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(req.Worker), "register",
+		fsm.Join{Worker: req.Worker, Weight: req.Weight, Labels: req.Labels, Replace: true})
+	if err != nil {
+		return err
+	}
+	// A join's incarnation is its raft index; a retried registration gets the
+	// first one's index back.
+	inc := fsm.Incarnation(res.Index)
+	if s.cfg.Sessions != nil {
+		s.cfg.Sessions.Registered(req.Worker, inc)
+	}
+	setIndex(w, res.Index)
+	writeJSON(w, http.StatusOK, api.Registration{
+		Worker: req.Worker, Incarnation: inc, Index: res.Index,
+		SessionTTLMS: s.cfg.SessionTTL.Milliseconds(), HeartbeatIntervalMS: s.cfg.HeartbeatInterval.Milliseconds(),
+	})
+	return nil
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.HeartbeatRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	ttl := s.cfg.SessionTTL
+	if s.cfg.Sessions != nil {
+		ttl, err = s.cfg.Sessions.Heartbeat(wid, req.Incarnation)
+		if err != nil {
+			return err
+		}
+	} else {
+		var known bool
+		if err := s.node.Read(r.Context(), raftnode.Default, func(st *fsm.State) {
+			wk, ok := st.Worker(wid)
+			known = ok && wk.Incarnation == req.Incarnation && wk.State != fsm.WorkerGone
+		}); err != nil {
+			return err
+		}
+		if !known {
+			return fmt.Errorf("%w: worker %s incarnation %d", ErrUnknownSession, wid, req.Incarnation)
+		}
+	}
+	writeJSON(w, http.StatusOK, api.HeartbeatResponse{SessionTTLMS: ttl.Milliseconds()})
+	return nil
+}
+
+func (s *Server) leave(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.LeaveRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(wid), "leave", fsm.Leave{Worker: wid, Incarnation: req.Incarnation})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.propose(r, "operator:"+caller, "remove worker", fsm.RemoveWorker{Worker: wid})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) drained(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.DrainedRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(wid), "drained", fsm.Drain{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) activated(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.ActivatedRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(wid), "activated", fsm.Activate{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) checkpoints(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.CheckpointsRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(wid), "checkpoint", fsm.Checkpoint{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, false)
+	return nil
+}
+
+func (s *Server) released(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.ReleasedRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	res, err := s.propose(r, "worker:"+string(wid), "released", fsm.Release{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.CordonRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	cause := "uncordon"
+	if req.On {
+		cause = "drain worker for maintenance"
+	}
+	res, err := s.propose(r, "operator:"+caller, cause, fsm.Cordon{Worker: wid, On: req.On})
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, true)
+	return nil
+}
+
+func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, caller string) error {
+	c, err := consistency(r)
+	if err != nil {
+		return err
+	}
+	var out api.WorkerList
+	if err := s.read(w, r, c, func(st *fsm.State) { out = api.WorkerList{Index: st.AppliedIndex(), Workers: st.Workers()} }); err != nil {
+		return err
+	}
+	setIndex(w, out.Index)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getWorker(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := consistency(r)
+	if err != nil {
+		return err
+	}
+	var wk fsm.Worker
+	var ok bool
+	var idx fsm.RaftIndex
+	if err := s.read(w, r, c, func(st *fsm.State) { wk, ok = st.Worker(wid); idx = st.AppliedIndex() }); err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("worker %s: %w", wid, fsm.ErrUnknownWorker)
+	}
+	setIndex(w, idx)
+	writeJSON(w, http.StatusOK, wk)
+	return nil
+}
+
+// assignment serves a worker's assignment, as a blocking query when ?index=N is
+// given: it waits until a command after N changes this worker's assignment (or
+// the wait ends) and returns X-Baton-Index for the next call.
+func (s *Server) assignment(w http.ResponseWriter, r *http.Request, caller string) error {
+	wid, err := workerParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := consistency(r)
+	if err != nil {
+		return err
+	}
+	after, wait, blocks, err := blocking(r, s.cfg.MaxWait)
+	if err != nil {
+		return err
+	}
+	if c != raftnode.Stale && !s.node.IsLeader() {
+		s.forward(w, r)
+		return nil
+	}
+	if blocks {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		stop := context.AfterFunc(s.ctx, cancel)
+		_, err := s.node.WaitWorker(ctx, wid, after)
+		stop()
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	idx := s.node.WorkerIndex(wid)
+	var a fsm.Assignment
+	var ok bool
+	if err := s.node.Read(r.Context(), c, func(st *fsm.State) { a, ok = st.Assignment(wid) }); err != nil {
+		return err
+	}
+	setIndex(w, idx)
+	if !ok {
+		return fmt.Errorf("worker %s: %w", wid, fsm.ErrUnknownWorker)
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+// read runs fn at consistency c, forwarding to the leader when this node cannot
+// serve c. It reports (via forwarded) whether the response was already written.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, c raftnode.Consistency, fn func(*fsm.State)) error {
+	if c != raftnode.Stale && !s.node.IsLeader() {
+		s.forward(w, r)
+		return errForwarded
+	}
+	return s.node.Read(r.Context(), c, fn)
+}
+
+// errForwarded tells a handler that forward already wrote the response.
+var errForwarded = errors.New("server: forwarded")

@@ -1,0 +1,302 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/fsm"
+)
+
+// Query page limits.
+const (
+	// DefaultLimit is the page size when Query.Limit is 0.
+	DefaultLimit = 100
+	// MaxLimit is the largest page Query accepts.
+	MaxLimit = 1000
+)
+
+// Query selects events. Every set field must match; zero fields match anything.
+type Query struct {
+	// FromIndex and ToIndex bound the raft index, inclusive; 0 leaves that end
+	// open.
+	FromIndex, ToIndex fsm.RaftIndex
+	// Partition, Worker and Handoff select events that concern them (see
+	// fsm.Event.Partitions, Workers and Handoff).
+	Partition fsm.PartitionID
+	Worker    fsm.WorkerID
+	Handoff   fsm.HandoffID
+	// Types selects events of any of these types; empty means all.
+	Types []fsm.EventType
+	// Since and Until bound the leader time (Unix nanoseconds), inclusive; 0
+	// leaves that end open.
+	Since, Until int64
+	// After continues a previous page: pass the Next of that page, with the
+	// same query. Exclusive.
+	After *Cursor
+	// Limit is the page size: 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+	// Desc returns the newest events first.
+	Desc bool
+}
+
+// Cursor is a position in a query's order, as returned in Page.Next.
+type Cursor struct {
+	Index fsm.RaftIndex
+	Seq   uint32
+	// Time is the leader time at the position; only time-ordered queries use it.
+	Time int64
+}
+
+// Page is one page of query results.
+type Page struct {
+	// Events are the matching events in the query's order.
+	Events []fsm.Event
+	// Next continues the query (set it as Query.After); nil when the query has
+	// no more results. A page may be short, even empty, with a Next: the call
+	// visited its MaxScan index entries first.
+	Next *Cursor
+}
+
+// plan is how a query is served: one index bucket scanned between lo and hi
+// (inclusive). Keys are prefix [time(8)] eventkey; timed marks the time index.
+type plan struct {
+	bucket []byte
+	prefix []byte
+	timed  bool
+	lo, hi []byte
+}
+
+// validate checks q and fills in the default limit.
+func (q *Query) validate() error {
+	var errs []error
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		errs = append(errs, fmt.Errorf("limit %d not in [0, %d]", q.Limit, MaxLimit))
+	}
+	if q.ToIndex != 0 && q.FromIndex > q.ToIndex {
+		errs = append(errs, fmt.Errorf("from_index %d above to_index %d", q.FromIndex, q.ToIndex))
+	}
+	if q.Since < 0 || q.Until < 0 {
+		errs = append(errs, fmt.Errorf("negative time bound (since %d, until %d)", q.Since, q.Until))
+	}
+	if q.Until != 0 && q.Since > q.Until {
+		errs = append(errs, fmt.Errorf("since %d after until %d", q.Since, q.Until))
+	}
+	for _, t := range q.Types {
+		if !slices.Contains(fsm.EventTypes(), t) {
+			errs = append(errs, fmt.Errorf("unknown event type %d", t))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidQuery, err)
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	return nil
+}
+
+// plan picks the most selective index: handoff, partition, worker, a single
+// type, the time range, else the primary (index-ordered) bucket.
+func (q *Query) plan() plan {
+	from, to := q.FromIndex, q.ToIndex
+	if to == 0 {
+		to = math.MaxUint64
+	}
+	byPrefix := func(bucket, prefix []byte) plan {
+		return plan{bucket: bucket, prefix: prefix,
+			lo: append(bytes.Clone(prefix), evKey(from, 0)...),
+			hi: append(bytes.Clone(prefix), maxKey(to)...)}
+	}
+	switch {
+	case q.Handoff != 0:
+		return byPrefix(bHandoff, handoffPrefix(q.Handoff))
+	case q.Partition != "":
+		return byPrefix(bPartition, partitionPrefix(q.Partition))
+	case q.Worker != "":
+		return byPrefix(bWorker, workerPrefix(q.Worker))
+	case len(slices.Compact(slices.Sorted(slices.Values(q.Types)))) == 1:
+		return byPrefix(bType, typePrefix(q.Types[0]))
+	case q.Since != 0 || q.Until != 0:
+		since, until := q.Since, q.Until
+		if since == 0 {
+			since = math.MinInt64
+		}
+		if until == 0 {
+			until = math.MaxInt64
+		}
+		return plan{bucket: bTime, timed: true,
+			lo: append(timePrefix(since), evKey(0, 0)...),
+			hi: append(timePrefix(until), maxKey(math.MaxUint64)...)}
+	}
+	return byPrefix(bEvents, nil)
+}
+
+// position is the index key a cursor stands for under plan p.
+func (p plan) position(c Cursor) []byte {
+	if p.timed {
+		return append(timePrefix(c.Time), evKey(c.Index, c.Seq)...)
+	}
+	return append(bytes.Clone(p.prefix), evKey(c.Index, c.Seq)...)
+}
+
+// cursorAt is the cursor for index key k under plan p.
+func (p plan) cursorAt(k []byte) *Cursor {
+	idx, seq := splitKey(k)
+	c := &Cursor{Index: idx, Seq: seq}
+	if p.timed {
+		c.Time = unflipTime(binary.BigEndian.Uint64(k))
+	}
+	return c
+}
+
+// matches applies every filter of q to ev.
+func (q *Query) matches(ev fsm.Event) bool {
+	switch {
+	case q.FromIndex != 0 && ev.Index < q.FromIndex, q.ToIndex != 0 && ev.Index > q.ToIndex:
+		return false
+	case q.Since != 0 && ev.Time < q.Since, q.Until != 0 && ev.Time > q.Until:
+		return false
+	case q.Handoff != 0 && ev.Handoff() != q.Handoff:
+		return false
+	case q.Partition != "" && !slices.Contains(ev.Partitions(), q.Partition):
+		return false
+	case q.Worker != "" && !slices.Contains(ev.Workers(), q.Worker):
+		return false
+	case len(q.Types) > 0 && !slices.Contains(q.Types, ev.Type()):
+		return false
+	}
+	return true
+}
+
+// Query returns one page of the events that match q.
+//
+// Results are in (index, seq) order, newest first with Desc, except for queries
+// whose only selective filter is a time range (no Handoff, Partition, Worker or
+// single Type): those are served by the time index and ordered by (time,
+// index, seq). Leader time normally grows with the index, so the orders agree
+// unless a new leader's clock was behind the old one's.
+//
+// Each call is one short read transaction that visits at most Config.MaxScan
+// index entries, so queries never scan the whole log and never block Append.
+// It returns an error wrapping ErrInvalidQuery for a bad q, ErrCorrupt, the
+// context's error, or ErrClosed.
+func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
+	if l.closed.Load() {
+		return Page{}, ErrClosed
+	}
+	if err := q.validate(); err != nil {
+		return Page{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Page{}, err
+	}
+	var page Page
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		gen, err := currentGen(tx)
+		if err != nil {
+			return err
+		}
+		bs, err := openGen(tx, gen)
+		if err != nil {
+			return err
+		}
+		page, err = l.scan(ctx, bs, &q)
+		return err
+	})
+	if err != nil {
+		return Page{}, l.translate(err)
+	}
+	return page, nil
+}
+
+func (l *Log) scan(ctx context.Context, bs *buckets, q *Query) (Page, error) {
+	p := q.plan()
+	c := bs.byName(p.bucket).Cursor()
+	inRange := func(k []byte) bool {
+		return k != nil && bytes.Compare(k, p.lo) >= 0 && bytes.Compare(k, p.hi) <= 0
+	}
+	step := c.Next
+	if q.Desc {
+		step = c.Prev
+	}
+	k := p.start(c, q)
+	var page Page
+	for scanned := 0; inRange(k); k, _ = step() {
+		scanned++
+		if scanned%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Page{}, err
+			}
+		}
+		if len(k) != len(p.prefix)+keyLen+8*boolInt(p.timed) {
+			continue // not this prefix's entry (defensive: ids cannot hold 0x00)
+		}
+		key := k[len(k)-keyLen:]
+		v := bs.events.Get(key)
+		if v == nil {
+			return Page{}, fmt.Errorf("%w: index %q entry %x has no event", ErrCorrupt, p.bucket, k)
+		}
+		ev, err := decodeStored(key, v)
+		if err != nil {
+			return Page{}, err
+		}
+		if q.matches(ev) {
+			page.Events = append(page.Events, ev)
+		}
+		if len(page.Events) == q.Limit || scanned == l.cfg.MaxScan {
+			pos := p.cursorAt(k)
+			if next, _ := step(); inRange(next) {
+				page.Next = pos
+			}
+			break
+		}
+	}
+	return page, nil
+}
+
+// start positions c at the first entry to visit: the start of the range, or
+// the entry after q.After in the query's direction.
+func (p plan) start(c *bbolt.Cursor, q *Query) []byte {
+	if !q.Desc {
+		from := p.lo
+		if q.After != nil {
+			if pos := p.position(*q.After); bytes.Compare(pos, from) >= 0 {
+				k, _ := c.Seek(pos)
+				if bytes.Equal(k, pos) {
+					k, _ = c.Next()
+				}
+				return k
+			}
+		}
+		k, _ := c.Seek(from)
+		return k
+	}
+	to, exclusive := p.hi, false
+	if q.After != nil {
+		if pos := p.position(*q.After); bytes.Compare(pos, to) <= 0 {
+			to, exclusive = pos, true
+		}
+	}
+	k, _ := c.Seek(to) // the first key >= to
+	switch {
+	case k == nil:
+		k, _ = c.Last()
+	case bytes.Compare(k, to) > 0 || exclusive:
+		k, _ = c.Prev()
+	}
+	return k
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/batonhq/baton/fsm"
+)
+
+// writer is one write transaction's view of the current generation.
+type writer struct {
+	l  *Log
+	bs *buckets
+
+	gen               uint64
+	base              fsm.RaftIndex
+	tail, refs, clock uint64
+	// baseBytes is the encoded base state when it is known in memory (set by
+	// a trim, Open and Restore).
+	baseBytes []byte
+	// hold: deleted events go to the held bucket, for open snapshots.
+	hold  bool
+	dirty bool
+	// last is the newest stored key as far as add knows (nil: not read yet).
+	last []byte
+}
+
+func (l *Log) writer(tx *bbolt.Tx, hold bool) (*writer, error) {
+	gen, err := currentGen(tx)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := openGen(tx, gen)
+	if err != nil {
+		return nil, err
+	}
+	// Keys of these grow (almost) monotonically: pack their pages (bbolt splits
+	// pages at FillPercent, 0.5 by default, which suits random inserts).
+	bs.events.FillPercent, bs.time.FillPercent = 0.95, 0.95
+	return &writer{
+		l: l, bs: bs, gen: gen, hold: hold,
+		base:  fsm.RaftIndex(getU64(bs.info, infoIndex)),
+		tail:  getU64(bs.info, infoTail),
+		refs:  getU64(bs.info, infoRefs),
+		clock: getU64(bs.info, infoClock),
+	}, nil
+}
+
+// save writes the counters (and the base state, if it changed) and advances
+// the clock.
+func (w *writer) save() error {
+	w.clock++
+	puts := [][2][]byte{
+		{infoIndex, u64(uint64(w.base))}, {infoTail, u64(w.tail)},
+		{infoRefs, u64(w.refs)}, {infoClock, u64(w.clock)},
+	}
+	if w.baseBytes != nil {
+		puts = append(puts, [2][]byte{infoBase, w.baseBytes})
+	}
+	for _, p := range puts {
+		if err := w.bs.info.Put(p[0], p[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// view summarizes the transaction's final state. It reads the transaction, so
+// it runs before the commit; OnCommit publishes the result.
+func (w *writer) view() *view {
+	v := &view{gen: w.gen, clock: w.clock, base: w.baseBytes}
+	if v.base == nil {
+		v.base = w.l.view.Load().base // unchanged by this transaction
+	}
+	c := w.bs.events.Cursor()
+	if k, _ := c.First(); k != nil {
+		v.bounds.First, _ = splitKey(k)
+	}
+	if k, _ := c.Last(); k != nil {
+		v.bounds.Last, _ = splitKey(k)
+	}
+	v.bounds.Base = w.base
+	v.bounds.Count = int(w.tail + w.refs)
+	v.bounds.Refs = int(w.refs)
+	return v
+}
+
+// add stores one event unless it is already there, folded away, or an older
+// checkpoint. It reports whether it changed anything.
+func (w *writer) add(ev fsm.Event) (bool, error) {
+	if ev.Body == nil {
+		return false, errors.New("event has no body")
+	}
+	if ev.Index <= w.base {
+		return false, nil
+	}
+	key := evKey(ev.Index, ev.Seq)
+	enc := fsm.EncodeEvent(ev)
+	if w.last == nil {
+		w.last, _ = w.bs.events.Cursor().Last()
+		w.last = append([]byte{}, w.last...) // empty, not nil, for an empty log
+	}
+	if bytes.Compare(key, w.last) > 0 {
+		w.last = key // the usual case: beyond the newest event, so not stored yet
+	} else if old := w.bs.events.Get(key); old != nil {
+		if !bytes.Equal(old, enc) {
+			return false, ErrConflict
+		}
+		return false, nil
+	}
+	if cp, ok := ev.Body.(fsm.Checkpointed); ok {
+		added, err := w.compact(cp.Partition, key)
+		if !added || err != nil {
+			return false, err
+		}
+	}
+	if err := w.put(key, enc, ev); err != nil {
+		return false, err
+	}
+	w.tail++
+	return true, nil
+}
+
+// compact records key as partition p's latest checkpoint and deletes the one it
+// replaces. It reports false if a newer checkpoint is already stored.
+func (w *writer) compact(p fsm.PartitionID, key []byte) (bool, error) {
+	if prev := w.bs.ckpt.Get([]byte(p)); prev != nil {
+		if bytes.Compare(prev, key) >= 0 {
+			return false, nil
+		}
+		prev = bytes.Clone(prev)
+		if w.bs.events.Get(prev) != nil {
+			if err := w.remove(prev); err != nil {
+				return false, err
+			}
+			w.tail--
+		}
+	}
+	return true, w.bs.ckpt.Put([]byte(p), key)
+}
+
+// put stores an event and its index entries.
+func (w *writer) put(key, enc []byte, ev fsm.Event) error {
+	w.dirty = true
+	if err := w.bs.events.Put(key, enc); err != nil {
+		return err
+	}
+	for _, e := range indexEntries(ev, key) {
+		if err := w.bs.byName(e.bucket).Put(e.key, []byte{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove deletes a stored event and its index entries; while snapshots are
+// open the event moves to the held bucket. Counters are the caller's.
+func (w *writer) remove(key []byte) error {
+	enc := bytes.Clone(w.bs.events.Get(key))
+	ev, err := fsm.DecodeEvent(enc)
+	if err != nil {
+		return fmt.Errorf("%w: event %x: %w", ErrCorrupt, key, err)
+	}
+	w.dirty = true
+	for _, e := range indexEntries(ev, key) {
+		if err := w.bs.byName(e.bucket).Delete(e.key); err != nil {
+			return err
+		}
+	}
+	if err := w.bs.events.Delete(key); err != nil {
+		return err
+	}
+	if w.hold {
+		// The clock of this transaction: snapshots taken before it include
+		// the event.
+		return w.bs.held.Put(bytes.Clone(key), append(u64(w.clock+1), enc...))
+	}
+	return nil
+}
+
+// clearHeld empties the held bucket once no snapshot is open.
+func (w *writer) clearHeld() error {
+	if k, _ := w.bs.held.Cursor().First(); k == nil {
+		return nil
+	}
+	w.dirty = true
+	if err := w.bs.gen.DeleteBucket(bHeld); err != nil {
+		return err
+	}
+	b, err := w.bs.gen.CreateBucket(bHeld)
+	w.bs.held = b
+	return err
+}

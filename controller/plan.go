@@ -1,0 +1,52 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/batonhq/baton/controller/placement"
+	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/raftnode"
+)
+
+// DryRun is what the controller would do now, and why: the placement's view of
+// every worker's load, the moves it plans with their rule and load numbers, and
+// for each partition action whether it would run or is held (throttles, pause,
+// stabilization, no eligible worker). Nothing is proposed.
+type DryRun struct {
+	Index     fsm.RaftIndex          `json:"index"`
+	Paused    bool                   `json:"paused"`
+	Workers   []placement.WorkerLoad `json:"workers"`
+	Imbalance float64                `json:"imbalance"`
+	Moves     []placement.Move       `json:"moves"`
+	Actions   []Note                 `json:"actions"`
+	Warnings  []string               `json:"warnings,omitempty"`
+	Rendered  string                 `json:"rendered"`
+}
+
+// Plan implements the API server's Planner: a dry run on this node's state.
+func (c *Controller) Plan(ctx context.Context) (any, error) {
+	return c.DryRun(ctx)
+}
+
+// DryRun computes the decision the controller would take now, without
+// proposing anything. Membership counts as stable: the dry run shows where the
+// placement is heading.
+func (c *Controller) DryRun(ctx context.Context) (DryRun, error) {
+	var v view
+	if err := c.node.Read(ctx, raftnode.Stale, func(s *fsm.State) { v = readView(s) }); err != nil {
+		return DryRun{}, err
+	}
+	return dryRun(c.cfg, v, c.now())
+}
+
+func dryRun(cfg Config, v view, now time.Time) (DryRun, error) {
+	d, err := decide(cfg, v, now, true)
+	if err != nil {
+		return DryRun{}, err
+	}
+	return DryRun{
+		Index: v.index, Paused: v.paused, Workers: d.plan.Workers, Imbalance: d.plan.Imbalance,
+		Moves: d.plan.Moves, Actions: d.notes, Warnings: d.plan.Warnings, Rendered: d.plan.Render(),
+	}, nil
+}
