@@ -119,9 +119,3 @@ func (s *sessions) drop(w fsm.WorkerID, inc fsm.Incarnation) {
 		delete(s.m, w)
 	}
 }
-
-func (s *sessions) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}

@@ -89,6 +89,7 @@ func encodeEventBody(e *encoder, b EventBody) {
 		e.str(string(b.Partition))
 		e.str(string(b.Owner))
 		e.uvarint(uint64(b.Epoch))
+		encodeLingerers(e, b.Lingerers)
 	case Claimed:
 		e.str(string(b.Partition))
 		e.str(string(b.Worker))
@@ -121,6 +122,7 @@ func encodeEventBody(e *encoder, b EventBody) {
 		e.str(string(b.Partition))
 		e.str(string(b.Worker))
 		e.uvarint(uint64(b.Epoch))
+		encodeLingerers(e, b.Lingerers)
 	case Aborted:
 		e.uvarint(uint64(b.Handoff))
 		e.str(string(b.Partition))
@@ -152,6 +154,18 @@ func encodeEventBody(e *encoder, b EventBody) {
 	}
 }
 
+func encodeLingerers(e *encoder, ls []Lingerer) {
+	e.uvarint(uint64(len(ls)))
+	for _, l := range ls {
+		e.str(string(l.Worker))
+		e.uvarint(uint64(l.Incarnation))
+	}
+}
+
+func decodeLingerers(d *decoder) []Lingerer {
+	return items(d, 2, func() Lingerer { return Lingerer{Worker: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint())} })
+}
+
 func decodeEventBody(d *decoder, t EventType) EventBody {
 	wid := func() WorkerID { return WorkerID(d.str()) }
 	pid := func() PartitionID { return PartitionID(d.str()) }
@@ -167,7 +181,7 @@ func decodeEventBody(d *decoder, t EventType) EventBody {
 	case EvPartitionsDeclared:
 		return PartitionsDeclared{Partitions: items(d, 4, func() PartitionSpec { return decodeSpec(d) })}
 	case EvPartitionRemoved:
-		return PartitionRemoved{Partition: pid(), Owner: wid(), Epoch: Epoch(d.uvarint())}
+		return PartitionRemoved{Partition: pid(), Owner: wid(), Epoch: Epoch(d.uvarint()), Lingerers: decodeLingerers(d)}
 	case EvClaimed:
 		return Claimed{Partition: pid(), Worker: wid(), Epoch: Epoch(d.uvarint()), ResumeAfter: StreamSeq(d.uvarint())}
 	case EvPrepared:
@@ -180,7 +194,7 @@ func decodeEventBody(d *decoder, t EventType) EventBody {
 		return Committed{Handoff: HandoffID(d.uvarint()), Partition: pid(), From: wid(), To: wid(),
 			Epoch: Epoch(d.uvarint()), ResumeAfter: StreamSeq(d.uvarint()), Forced: d.bool(), ForceReason: ForceReason(d.u8())}
 	case EvActivated:
-		return Activated{Partition: pid(), Worker: wid(), Epoch: Epoch(d.uvarint())}
+		return Activated{Partition: pid(), Worker: wid(), Epoch: Epoch(d.uvarint()), Lingerers: decodeLingerers(d)}
 	case EvAborted:
 		return Aborted{Handoff: HandoffID(d.uvarint()), Partition: pid(), From: wid(), To: wid(), Reason: d.str()}
 	case EvReleased:

@@ -1,5 +1,7 @@
 package fsm
 
+import "slices"
+
 // EventType tags an event body. Tags are never reused.
 type EventType uint8
 
@@ -140,8 +142,10 @@ type PartitionsDeclared struct {
 // PartitionRemoved: a partition was removed. Owner, if any, must stop processing it.
 type PartitionRemoved struct {
 	Partition PartitionID `json:"partition"`
-	Owner     WorkerID    `json:"owner"`
+	Owner     WorkerID    `json:"owner,omitempty"`
 	Epoch     Epoch       `json:"epoch"`
+	// Lingerers no longer need to cover the partition.
+	Lingerers []Lingerer `json:"lingerers,omitempty"`
 }
 
 // Claimed: an unassigned partition got an owner.
@@ -189,6 +193,9 @@ type Activated struct {
 	Partition PartitionID `json:"partition"`
 	Worker    WorkerID    `json:"worker"`
 	Epoch     Epoch       `json:"epoch"`
+	// Lingerers are the earlier owners that may now stop covering the
+	// partition (and whose assignments change because of it).
+	Lingerers []Lingerer `json:"lingerers,omitempty"`
 }
 
 // Aborted: a pending handoff was cancelled.
@@ -287,7 +294,17 @@ func (e PartitionsDeclared) refs() refs {
 	return refs{partitions: ps}
 }
 func (e PartitionRemoved) refs() refs {
-	return refs{partitions: one(e.Partition), workers: workers(e.Owner)}
+	return refs{partitions: one(e.Partition), workers: withLingerers(workers(e.Owner), e.Lingerers)}
+}
+
+// withLingerers adds the lingerers' workers to ws, without repeats.
+func withLingerers(ws []WorkerID, ls []Lingerer) []WorkerID {
+	for _, l := range ls {
+		if !slices.Contains(ws, l.Worker) {
+			ws = append(ws, l.Worker)
+		}
+	}
+	return ws
 }
 func (e Claimed) refs() refs { return refs{partitions: one(e.Partition), workers: workers(e.Worker)} }
 func (e Prepared) refs() refs {
@@ -299,7 +316,9 @@ func (e Drained) refs() refs {
 func (e Committed) refs() refs {
 	return refs{partitions: one(e.Partition), workers: workers(e.From, e.To), handoff: e.Handoff}
 }
-func (e Activated) refs() refs { return refs{partitions: one(e.Partition), workers: workers(e.Worker)} }
+func (e Activated) refs() refs {
+	return refs{partitions: one(e.Partition), workers: withLingerers(workers(e.Worker), e.Lingerers)}
+}
 func (e Aborted) refs() refs {
 	return refs{partitions: one(e.Partition), workers: workers(e.From, e.To), handoff: e.Handoff}
 }

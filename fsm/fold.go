@@ -49,6 +49,7 @@ func (s *State) fold(ev Event) {
 	case PartitionRemoved:
 		p := s.mustPartition(b.Partition)
 		owner := p.Owner
+		ls := p.Lingerers
 		s.setOwner(p, "")
 		s.setLingerers(p, nil)
 		for _, sub := range p.Subjects {
@@ -56,6 +57,9 @@ func (s *State) fold(ev Event) {
 		}
 		delete(s.partitions, p.ID)
 		s.pruneIfDone(owner)
+		for _, l := range ls {
+			s.pruneIfDone(l.Worker)
+		}
 	case Claimed:
 		p := s.mustPartition(b.Partition)
 		s.setOwner(p, b.Worker)
@@ -88,7 +92,11 @@ func (s *State) fold(ev Event) {
 	case Activated:
 		p := s.mustPartition(b.Partition)
 		p.Phase = PhaseActive
+		ls := p.Lingerers
 		s.setLingerers(p, nil)
+		for _, l := range ls {
+			s.pruneIfDone(l.Worker)
+		}
 	case Aborted:
 		p := s.mustPartition(b.Partition)
 		delete(s.handoffs, b.Handoff)

@@ -89,6 +89,9 @@ func FormatBody(b EventBody) string {
 		kv("partition", b.Partition)
 		kv("worker", b.Worker)
 		kv("epoch", b.Epoch)
+		for _, l := range b.Lingerers {
+			kv("lingerer", fmt.Sprintf("%s@%d", l.Worker, l.Incarnation))
+		}
 	case Aborted:
 		kv("handoff", b.Handoff)
 		kv("partition", b.Partition)

@@ -170,7 +170,7 @@ func (a *applier) activate(worker WorkerID, it ActivateItem) *RejectError {
 	if p.Phase != PhaseActivating {
 		return reject(CodeWrongPhase, "partition %s is %s, not activating", p.ID, p.Phase)
 	}
-	a.emit(Activated{Partition: p.ID, Worker: worker, Epoch: p.Epoch})
+	a.emit(Activated{Partition: p.ID, Worker: worker, Epoch: p.Epoch, Lingerers: p.Lingerers})
 	return nil
 }
 

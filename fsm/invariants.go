@@ -18,7 +18,7 @@ import (
 //	    checkpoint is at or after where its owner resumed.
 //	I6  no pending handoff targets a worker that is gone, leaving or cordoned; no
 //	    partition is active, activating or preparing on a gone worker; a gone
-//	    worker is kept only while it owns something.
+//	    worker is kept only while it owns something or lingers.
 //
 // It returns every violation found, joined.
 func (s *State) CheckInvariants() error {
@@ -137,8 +137,8 @@ func (s *State) CheckInvariants() error {
 		if w.State == 0 || w.State > WorkerGone {
 			bad("worker %s has invalid state %d", id, w.State)
 		}
-		if w.State == WorkerGone && len(s.owned[id]) == 0 {
-			bad("I6: gone worker %s kept while owning nothing", id)
+		if w.State == WorkerGone && len(s.owned[id]) == 0 && !s.lingers(id, w.Incarnation) {
+			bad("I6: gone worker %s kept while owning nothing and lingering nowhere", id)
 		}
 	}
 	if s.requests.len() > s.cfg.MaxRequestIDs {

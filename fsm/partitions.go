@@ -117,7 +117,7 @@ func (a *applier) removePartition(id PartitionID) *RejectError {
 		return reject(CodeHandoffInProgress, "partition %s has pending handoff %s", id, p.Handoff)
 	}
 	owner := p.Owner
-	a.emit(PartitionRemoved{Partition: id, Owner: owner, Epoch: p.Epoch})
+	a.emit(PartitionRemoved{Partition: id, Owner: owner, Epoch: p.Epoch, Lingerers: p.Lingerers})
 	if owner != "" {
 		a.finishLeave(owner)
 	}

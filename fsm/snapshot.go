@@ -285,9 +285,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 				Checkpoint: StreamSeq(d.uvarint()), Handoff: HandoffID(d.uvarint()), Pinned: WorkerID(d.str()),
 				DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint()),
 				OwnerIncarnation: Incarnation(d.uvarint())}
-			p.Lingerers = items(&d, 2, func() Lingerer {
-				return Lingerer{Worker: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint())}
-			})
+			p.Lingerers = decodeLingerers(&d)
 			if d.err == nil && s.partitions[p.ID] != nil {
 				return nil, fmt.Errorf("partition %s twice", p.ID)
 			}

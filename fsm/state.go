@@ -214,14 +214,28 @@ func (s *State) handoffsTo(w WorkerID) []*Handoff {
 	return out
 }
 
-// pruneIfDone forgets a gone worker once it owns nothing: its incarnation lives on
-// in the audit log, and a new join gets a larger one (the join's raft index).
+// pruneIfDone forgets a gone worker once it owns nothing and no partition waits
+// for its coverage as a lingerer (its assignment still lists those, so that a
+// leaving worker knows when it may delete its consumer). Its incarnation lives
+// on in the audit log, and a new join gets a larger one (the join's raft index).
 func (s *State) pruneIfDone(w WorkerID) {
 	wk := s.workers[w]
-	if wk == nil || wk.State != WorkerGone || len(s.owned[w]) > 0 {
+	if wk == nil || wk.State != WorkerGone || len(s.owned[w]) > 0 || s.lingers(w, wk.Incarnation) {
 		return
 	}
 	delete(s.workers, w)
+}
+
+// lingers reports whether incarnation inc of w is a lingerer of any partition.
+func (s *State) lingers(w WorkerID, inc Incarnation) bool {
+	for id := range s.lingering[w] {
+		for _, l := range s.partitions[id].Lingerers {
+			if l.Worker == w && l.Incarnation == inc {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cmpUint[T ~uint64 | ~uint32](a, b T) int {

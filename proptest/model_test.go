@@ -80,9 +80,16 @@ func (m *model) ownedBy(w fsm.WorkerID) []fsm.PartitionID {
 }
 
 func (m *model) prune(w fsm.WorkerID) {
-	if x := m.workers[w]; x != nil && x.state == fsm.WorkerGone && len(m.ownedBy(w)) == 0 {
-		delete(m.workers, w)
+	x := m.workers[w]
+	if x == nil || x.state != fsm.WorkerGone || len(m.ownedBy(w)) > 0 {
+		return
 	}
+	for _, p := range m.parts {
+		if slices.Contains(p.lingerers, fsm.Lingerer{Worker: w, Incarnation: x.inc}) {
+			return
+		}
+	}
+	delete(m.workers, w)
 }
 
 func (m *model) finishLeave(w fsm.WorkerID) {
@@ -263,6 +270,9 @@ func (m *model) remove(id fsm.PartitionID) bool {
 	delete(m.parts, id)
 	m.prune(p.owner)
 	m.finishLeave(p.owner)
+	for _, l := range p.lingerers {
+		m.prune(l.Worker)
+	}
 	return true
 }
 
@@ -356,7 +366,11 @@ func (m *model) activate(w fsm.WorkerID, it fsm.ActivateItem) bool {
 		return false
 	}
 	p.phase = fsm.PhaseActive
+	ls := p.lingerers
 	p.lingerers = nil
+	for _, l := range ls {
+		m.prune(l.Worker)
+	}
 	return true
 }
 

@@ -149,9 +149,9 @@ func (s *Server) auditFollow(w http.ResponseWriter, r *http.Request, caller stri
 	log := s.node.Audit()
 	// The first page is read before the stream starts, so that a query the
 	// log refuses (from above to, since after until) gets a 400 like the
-	// paged query does, not a 200 followed by an error event.
-	// Read the log's end before querying: anything appended after it is
-	// picked up by the next round instead of being waited past.
+	// paged query does, not a 200 followed by an error event. Each round reads
+	// the log's end before querying: anything appended after it is picked up
+	// by the next round instead of being waited past.
 	seen := log.LastIndex()
 	p, err := log.Query(ctx, q)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/batonhq/baton/api/server"
 	"github.com/batonhq/baton/audit"
+	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/internal/faultnet"
 	"github.com/batonhq/baton/raftnode"
@@ -39,6 +40,9 @@ type Cluster struct {
 	tune  func(*raftnode.Config)
 	// api, when set, makes every node serve the HTTP API with this config.
 	api *server.Config
+	// ctrl, when set, runs a controller on every node (its API then takes
+	// worker sessions and dry runs from it).
+	ctrl *controller.Config
 }
 
 // Node is one member: its config (to restart it on the same data dir and
@@ -54,6 +58,14 @@ type Node struct {
 	node    *raftnode.Node
 	api     *server.Server
 	httpSrv *http.Server
+	ctrl    *controller.Controller
+}
+
+// Controller returns the node's controller, or nil.
+func (n *Node) Controller() *controller.Controller {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ctrl
 }
 
 // Raft returns the running node, or nil if it is stopped.
@@ -98,9 +110,21 @@ func (c *Cluster) URLs() []string {
 	return out
 }
 
+// NewFull is NewWithAPI with a controller running on every node: a complete
+// claim store as `baton server` runs it.
+func NewFull(tb testing.TB, n int, apiCfg server.Config, ctrlCfg controller.Config, opts ...Option) *Cluster {
+	tb.Helper()
+	return newClusterWith(tb, n, &apiCfg, &ctrlCfg, opts)
+}
+
 func newCluster(tb testing.TB, n int, apiCfg *server.Config, opts []Option) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb, Net: faultnet.New(), api: apiCfg}
+	return newClusterWith(tb, n, apiCfg, nil, opts)
+}
+
+func newClusterWith(tb testing.TB, n int, apiCfg *server.Config, ctrlCfg *controller.Config, opts []Option) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, Net: faultnet.New(), api: apiCfg, ctrl: ctrlCfg}
 	c.tune = func(cfg *raftnode.Config) {
 		Fast(cfg)
 		for _, o := range opts {
@@ -280,7 +304,22 @@ func (c *Cluster) Kill(tb testing.TB, i int) {
 // serve starts the node's API on ln; n.mu must be held or n unpublished.
 func (c *Cluster) serve(tb testing.TB, n *Node, ln net.Listener) {
 	tb.Helper()
-	srv, err := server.New(n.node, *c.api)
+	cfg := *c.api
+	if c.ctrl != nil {
+		ccfg := *c.ctrl
+		if ccfg.Logger == nil {
+			ccfg.Logger = n.Cfg.Logger
+		}
+		ctrl, err := controller.New(n.node, ccfg)
+		if err != nil {
+			ln.Close()
+			tb.Fatalf("%s: controller: %v", n.ID, err)
+		}
+		n.ctrl = ctrl
+		cfg.Sessions, cfg.Planner = ctrl, ctrl
+		cfg.SessionTTL, cfg.HeartbeatInterval = ccfg.SessionTTL, ccfg.HeartbeatInterval
+	}
+	srv, err := server.New(n.node, cfg)
 	if err != nil {
 		ln.Close()
 		tb.Fatalf("%s: API server: %v", n.ID, err)
@@ -292,6 +331,10 @@ func (c *Cluster) serve(tb testing.TB, n *Node, ln net.Listener) {
 
 // stopAPI stops the node's API server, if any; n.mu must be held.
 func (c *Cluster) stopAPI(n *Node) {
+	if n.ctrl != nil {
+		n.ctrl.Close()
+		n.ctrl = nil
+	}
 	if n.httpSrv == nil {
 		return
 	}

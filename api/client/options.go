@@ -1,0 +1,197 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Option configures a Client. Options are created by the With functions; each
+// checks its argument, and New returns the first failure (wrapping
+// ErrInvalidOption).
+type Option interface {
+	apply(*options) error
+}
+
+type optionFunc func(*options) error
+
+func (f optionFunc) apply(o *options) error { return f(o) }
+
+// Consistency is how fresh a read must be (the server's ?consistency=).
+type Consistency uint8
+
+// Read consistency levels.
+const (
+	// ConsistencyDefault reads on the leader (followers forward): current
+	// unless a partition has just deposed the leader without its knowing.
+	ConsistencyDefault Consistency = 1 + iota
+	// ConsistencyStale reads the answering node's own state: fast, served by
+	// any node, possibly behind.
+	ConsistencyStale
+	// ConsistencyLinearizable reads on the leader after it confirms its
+	// leadership with a quorum.
+	ConsistencyLinearizable
+)
+
+func (c Consistency) String() string {
+	switch c {
+	case ConsistencyDefault:
+		return "default"
+	case ConsistencyStale:
+		return "stale"
+	case ConsistencyLinearizable:
+		return "linearizable"
+	}
+	return fmt.Sprintf("invalid(%d)", uint8(c))
+}
+
+func (c Consistency) valid() bool { return c >= ConsistencyDefault && c <= ConsistencyLinearizable }
+
+// Defaults.
+const (
+	// DefaultTimeout bounds a call whose context has no deadline.
+	DefaultTimeout = 10 * time.Second
+	// DefaultRetries is how many times a call is retried after the first
+	// attempt (on another node, after a back-off).
+	DefaultRetries = 10
+	// DefaultBackoffMin and DefaultBackoffMax bound the jittered exponential
+	// back-off between attempts.
+	DefaultBackoffMin = 25 * time.Millisecond
+	DefaultBackoffMax = 2 * time.Second
+	// maxRetries bounds WithRetries: retry loops are never unbounded.
+	maxRetries = 1000
+)
+
+type options struct {
+	token       string
+	httpClient  *http.Client
+	timeout     time.Duration
+	retries     int
+	backoffMin  time.Duration
+	backoffMax  time.Duration
+	logger      *slog.Logger
+	consistency Consistency
+}
+
+// unset marks an int option the caller did not give (0 retries is meaningful).
+const unset = -1
+
+func newOptions() options {
+	return options{retries: unset}
+}
+
+// setDefaults fills in every option the caller left unset, once all options
+// have been applied.
+func (o *options) setDefaults() {
+	if o.timeout == 0 {
+		o.timeout = DefaultTimeout
+	}
+	if o.retries == unset {
+		o.retries = DefaultRetries
+	}
+	if o.backoffMin == 0 {
+		o.backoffMin, o.backoffMax = DefaultBackoffMin, DefaultBackoffMax
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.consistency == 0 {
+		o.consistency = ConsistencyDefault
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}
+
+// WithToken sends token as "Authorization: Bearer <token>" on every request.
+func WithToken(token string) Option {
+	return optionFunc(func(o *options) error {
+		if token == "" || strings.ContainsAny(token, " \t\r\n") {
+			return invalid("WithToken: the token must be non-empty and contain no whitespace")
+		}
+		o.token = token
+		return nil
+	})
+}
+
+// WithHTTPClient makes the client send its requests through hc (for TLS
+// settings or a proxy). hc must not set a Timeout shorter than the longest
+// blocking query or audit follow: the client bounds every call by its context.
+// Close leaves hc's connections alone.
+func WithHTTPClient(hc *http.Client) Option {
+	return optionFunc(func(o *options) error {
+		if hc == nil {
+			return invalid("WithHTTPClient: nil *http.Client")
+		}
+		o.httpClient = hc
+		return nil
+	})
+}
+
+// WithTimeout bounds each call whose context has no deadline, retries
+// included (default DefaultTimeout). Blocking queries get their wait on top of
+// it; audit follows are bounded only by their context.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if d <= 0 {
+			return invalid("WithTimeout: %s must be > 0", d)
+		}
+		o.timeout = d
+		return nil
+	})
+}
+
+// WithRetries sets how many times a call is retried after its first attempt
+// (default DefaultRetries; 0 disables retries; at most 1000). Only connection
+// failures, time-outs and 503/504 answers are retried, on the next address;
+// 4xx answers never are.
+func WithRetries(n int) Option {
+	return optionFunc(func(o *options) error {
+		if n < 0 || n > maxRetries {
+			return invalid("WithRetries: %d not in [0, %d]", n, maxRetries)
+		}
+		o.retries = n
+		return nil
+	})
+}
+
+// WithBackoff bounds the jittered exponential back-off between attempts: the
+// n-th retry waits a random time in [d/2, d] with d = min(initial·2ⁿ, max).
+// Defaults DefaultBackoffMin and DefaultBackoffMax.
+func WithBackoff(initial, max time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if initial <= 0 || max < initial {
+			return invalid("WithBackoff: want 0 < initial (%s) <= max (%s)", initial, max)
+		}
+		o.backoffMin, o.backoffMax = initial, max
+		return nil
+	})
+}
+
+// WithLogger receives the client's debug logs (retries, fail-overs). Default:
+// discard.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) error {
+		if l == nil {
+			return invalid("WithLogger: nil logger")
+		}
+		o.logger = l
+		return nil
+	})
+}
+
+// WithConsistency sets the consistency of reads (default ConsistencyDefault).
+// Client.At overrides it for some calls.
+func WithConsistency(c Consistency) Option {
+	return optionFunc(func(o *options) error {
+		if !c.valid() {
+			return invalid("WithConsistency: %s", c)
+		}
+		o.consistency = c
+		return nil
+	})
+}

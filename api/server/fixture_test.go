@@ -1,0 +1,97 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/api/client"
+	"github.com/batonhq/baton/api/server"
+	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/testcluster"
+)
+
+// fixture is an authenticated 3-node cluster with two workers and four
+// partitions in known phases:
+//
+//	p1  owned by w1, epoch 1, preparing (handoff h to w2)
+//	p2  owned by w1, epoch 1, activating
+//	p3  unassigned
+//	p4  owned by w1, epoch 1, active
+//
+// w3 is registered and cordoned, by a request with id fixtureRequestID.
+type fixture struct {
+	c          *testcluster.Cluster
+	hc         *http.Client
+	inc1, inc2 fsm.Incarnation // of w1 and w2
+	handoff    fsm.HandoffID
+}
+
+const fixtureRequestID = "fixture-cordon-w3"
+
+// maxBody is the fixture cluster's MaxBodyBytes (the smallest allowed).
+const maxBody = 1024
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	c := testcluster.NewWithAPI(t, 3, server.Config{Tokens: tokens(), MaxBodyBytes: maxBody})
+	f := &fixture{c: c, hc: httpClient(t)}
+	cl, err := client.New(c.URLs(), client.WithToken(opToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testcluster.Timeout)
+	defer cancel()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("fixture: %s: %v", what, err)
+		}
+	}
+	r1, err := cl.Register(ctx, api.RegisterRequest{Worker: "w1"})
+	must("register w1", err)
+	r2, err := cl.Register(ctx, api.RegisterRequest{Worker: "w2"})
+	must("register w2", err)
+	_, err = cl.Register(ctx, api.RegisterRequest{Worker: "w3"})
+	must("register w3", err)
+	f.inc1, f.inc2 = r1.Incarnation, r2.Incarnation
+	var specs []fsm.PartitionSpec
+	for i := 1; i <= 4; i++ {
+		specs = append(specs, fsm.PartitionSpec{ID: fsm.PartitionID(fmt.Sprintf("p%d", i)), Subjects: []string{fmt.Sprintf("s.p%d.>", i)}})
+	}
+	res, err := cl.Declare(ctx, specs)
+	must("declare", err)
+	must("declare items", client.ItemErrors(res))
+	c.MustApply(t, fsm.Command{Header: fsm.Header{Actor: "test"}, Body: fsm.Claim{Items: []fsm.ClaimItem{
+		{Partition: "p1", Worker: "w1"}, {Partition: "p2", Worker: "w1"}, {Partition: "p4", Worker: "w1"},
+	}}})
+	res, err = cl.Activated(ctx, "w1", f.inc1, []fsm.ActivateItem{{Partition: "p1", Epoch: 1}, {Partition: "p4", Epoch: 1}})
+	must("activate", err)
+	must("activate items", client.ItemErrors(res))
+	res, err = cl.Move(ctx, "p1", api.MoveRequest{To: "w2"})
+	must("move p1", err)
+	for _, ev := range res.Events {
+		if p, ok := ev.Body.(fsm.Prepared); ok {
+			f.handoff = p.Handoff
+		}
+	}
+	if f.handoff == 0 {
+		t.Fatalf("fixture: move p1 prepared no handoff: %+v", res)
+	}
+	resp := do(t, f.hc, "POST", c.Nodes[0].URL+"/v1/workers/w3/cordon", `{"on":true}`, opToken,
+		map[string]string{api.HeaderRequestID: fixtureRequestID})
+	if resp.status != http.StatusOK {
+		t.Fatalf("fixture: cordon w3: %d %s", resp.status, resp.body)
+	}
+	// Every node has applied all of it, so a follower's stale read sees it.
+	c.WaitApplied(t, capture(t, c).applied)
+	return f
+}
+
+// leaderURL and followerURL pick a node to send to.
+func (f *fixture) leaderURL(t *testing.T) string { return f.c.Leader(t).URL }
+
+func (f *fixture) followerURL(t *testing.T) string { return f.c.Followers(t)[0].URL }
