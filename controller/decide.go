@@ -183,7 +183,7 @@ func decide(cfg Config, v view, now time.Time, stable bool) (decision, error) {
 		}
 		d.prepares = append(d.prepares, fsm.PrepareItem{
 			Partition: p.ID, Epoch: p.Epoch, From: p.Owner, To: to, Reason: reason,
-			Deadline: now.Add(cfg.DrainTimeout).UnixNano(),
+			DrainTimeout: int64(cfg.DrainTimeout),
 		})
 		d.causes[p.ID] = detail
 		action := "prepare"

@@ -16,7 +16,7 @@ func sampleBodies() []Body {
 		Declare{Partitions: []PartitionSpec{{ID: "p1", Subjects: []string{"a.>", "b.c"}, Weight: 2, StartAfter: 99}}},
 		RemovePartitions{Partitions: []PartitionID{"p1", "p2"}},
 		Claim{Items: []ClaimItem{{Partition: "p1", Worker: "w1"}, {Partition: "p2", Worker: "w2"}}},
-		Prepare{Items: []PrepareItem{{Partition: "p1", Epoch: 4, From: "w1", To: "w2", Reason: "rebalance", Deadline: -1 << 40}}},
+		Prepare{Items: []PrepareItem{{Partition: "p1", Epoch: 4, From: "w1", To: "w2", Reason: "rebalance", DrainTimeout: -1 << 40}}},
 		Drain{Worker: "w1", Incarnation: 3, Items: []DrainItem{{Handoff: 9, Partition: "p1", Epoch: 4, ThroughSeq: 1 << 60}}},
 		Commit{Items: []CommitItem{{Handoff: 9, Partition: "p1"}}},
 		ForceCommit{Items: []ForceItem{{Partition: "p1", Epoch: 4, To: "w3", Reason: ForceDrainDeadline}}},

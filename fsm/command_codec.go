@@ -90,7 +90,7 @@ func encodeBody(e *encoder, b Body) {
 			e.str(string(it.From))
 			e.str(string(it.To))
 			e.str(it.Reason)
-			e.varint(it.Deadline)
+			e.varint(it.DrainTimeout)
 		}
 	case Drain:
 		e.str(string(b.Worker))
@@ -233,7 +233,7 @@ func decodeBody(d *decoder, t CommandType) Body {
 		return Claim{Items: items(d, 2, func() ClaimItem { return ClaimItem{Partition: pid(), Worker: wid()} })}
 	case CmdPrepare:
 		return Prepare{Items: items(d, 6, func() PrepareItem {
-			return PrepareItem{Partition: pid(), Epoch: Epoch(d.uvarint()), From: wid(), To: wid(), Reason: d.str(), Deadline: d.varint()}
+			return PrepareItem{Partition: pid(), Epoch: Epoch(d.uvarint()), From: wid(), To: wid(), Reason: d.str(), DrainTimeout: d.varint()}
 		})}
 	case CmdDrain:
 		w, inc := wid(), Incarnation(d.uvarint())

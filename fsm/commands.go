@@ -146,9 +146,11 @@ type PrepareItem struct {
 	To WorkerID `json:"to"`
 	// Reason is the rule behind the move ("rebalance", "worker_leaving", ...).
 	Reason string `json:"reason,omitempty"`
-	// Deadline (Unix nanoseconds, 0 = none) after which the handoff may be
-	// force-committed if the owner has not drained.
-	Deadline int64 `json:"deadline,omitempty"`
+	// DrainTimeout (nanoseconds, 0 = none) is how long the owner has to
+	// drain: the handoff's deadline is the command's leader time plus it,
+	// after which it may be force-committed. Relative, so that a retried
+	// proposal carries the same body.
+	DrainTimeout int64 `json:"drain_timeout,omitempty"`
 }
 
 // Prepare starts handoffs.

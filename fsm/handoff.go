@@ -11,8 +11,8 @@ func (a *applier) prepare(it PrepareItem) *RejectError {
 	if err := checkReason(it.Reason); err != nil {
 		return err
 	}
-	if it.Deadline < 0 {
-		return reject(CodeInvalidArgument, "negative deadline")
+	if it.DrainTimeout < 0 {
+		return reject(CodeInvalidArgument, "negative drain timeout")
 	}
 	if err := checkEpoch(p, it.Epoch); err != nil {
 		return err
@@ -36,9 +36,18 @@ func (a *applier) prepare(it PrepareItem) *RejectError {
 	}
 	a.emit(Prepared{
 		Handoff: s.lastHandoff + 1, Partition: p.ID, From: it.From, To: it.To,
-		Epoch: p.Epoch, Reason: it.Reason, Deadline: it.Deadline,
+		Epoch: p.Epoch, Reason: it.Reason, Deadline: a.deadline(it.DrainTimeout),
 	})
 	return nil
+}
+
+// deadline turns a relative drain timeout into the handoff's absolute deadline
+// in leader time (0: none).
+func (a *applier) deadline(timeout int64) int64 {
+	if timeout == 0 {
+		return 0
+	}
+	return a.hdr.Time + timeout
 }
 
 // pendingHandoff returns the partition's pending handoff if its id is h.

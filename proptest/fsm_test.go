@@ -100,7 +100,9 @@ func errOf(r fsm.Result, i int) error {
 // next advances the model's raft index; the fsm applies at this index.
 func (mc *machine) next() { mc.m.index++ }
 
-func (mc *machine) worker(t *rapid.T) fsm.WorkerID { return rapid.SampledFrom(workerPool).Draw(t, "worker") }
+func (mc *machine) worker(t *rapid.T) fsm.WorkerID {
+	return rapid.SampledFrom(workerPool).Draw(t, "worker")
+}
 
 // inPhase mostly picks a partition the model has in one of the phases, so that
 // random sequences reach deep into handoffs; sometimes any partition at all.
@@ -252,7 +254,7 @@ func (mc *machine) Prepare(t *rapid.T) {
 		it.To = mc.eligibleWorker(t)
 	}
 	if rapid.Bool().Draw(t, "deadline") {
-		it.Deadline = mc.m.now + int64(rapid.IntRange(1, 5).Draw(t, "deadlineSec"))*1e9
+		it.DrainTimeout = int64(rapid.IntRange(1, 5).Draw(t, "deadlineSec")) * 1e9
 	}
 	mc.apply(fsm.Prepare{Items: []fsm.PrepareItem{it}}, []bool{mc.m.prepare(it)}, "controller")
 }

@@ -288,14 +288,18 @@ func (m *model) claim(id fsm.PartitionID, w fsm.WorkerID) bool {
 
 func (m *model) prepare(it fsm.PrepareItem) bool {
 	p := m.parts[it.Partition]
-	if p == nil || it.Epoch != p.epoch || it.From != p.owner || p.h != nil || p.phase != fsm.PhaseActive {
+	if p == nil || it.Epoch != p.epoch || it.From != p.owner || p.h != nil || p.phase != fsm.PhaseActive || it.DrainTimeout < 0 {
 		return false
 	}
 	if it.To != "" && (it.To == it.From || !m.eligible(it.To)) {
 		return false
 	}
 	m.lastH++
-	p.h = &mHandoff{id: m.lastH, from: it.From, to: it.To, epoch: p.epoch, deadline: it.Deadline}
+	var deadline int64
+	if it.DrainTimeout > 0 {
+		deadline = m.now + it.DrainTimeout
+	}
+	p.h = &mHandoff{id: m.lastH, from: it.From, to: it.To, epoch: p.epoch, deadline: deadline}
 	p.phase = fsm.PhasePreparing
 	return true
 }

@@ -131,14 +131,15 @@ func (s *Server) move(w http.ResponseWriter, r *http.Request, caller string) err
 		}
 		body = fsm.Prepare{Items: []fsm.PrepareItem{{
 			Partition: id, Epoch: p.Epoch, From: p.Owner, To: req.To, Reason: reason,
-			Deadline: time.Now().Add(timeout).UnixNano(),
+			DrainTimeout: int64(timeout),
 		}}}
 	}
 	res, err := s.propose(r, "operator:"+caller, "move "+string(id)+" to "+string(req.To), body)
 	if errors.Is(err, fsm.ErrRequestIDReused) {
-		// The command is built from the state and the clock when it arrives
-		// (epoch, deadline), so a retry of a move that was applied is not
-		// byte-identical to it and the state machine calls the id reused.
+		// The command is built from the state when it arrives (a forced
+		// move's epoch and owner change once it is applied), so a retry of
+		// a move that was applied may not be byte-identical to it and the
+		// state machine calls the id reused.
 		// If the id's events are there, this is that retry: answer as the
 		// state machine answers any retry.
 		if dup, ok := s.earlierMove(r, id); ok {

@@ -136,16 +136,18 @@ func (e *Env) Handle(t *testing.T, d *datadriven.TestData) string {
 		p := e.part(a)
 		dl := int64(0)
 		if s := a.str("deadline", ""); s != "" {
+			// The deadline is given in scenario time; the command carries it
+			// relative to now.
 			dur, err := time(s)
 			if err != nil {
 				d.Fatalf(t, "%v", err)
 			}
-			dl = 1_000_000_000 + dur
+			dl = 1_000_000_000 + dur - e.Now
 		}
 		body = fsm.Prepare{Items: []fsm.PrepareItem{{
 			Partition: p.ID, Epoch: fsm.Epoch(a.num("epoch", uint64(p.Epoch))),
 			From: fsm.WorkerID(a.str("from", string(p.Owner))), To: fsm.WorkerID(a.str("to", "")),
-			Reason: a.str("reason", ""), Deadline: dl,
+			Reason: a.str("reason", ""), DrainTimeout: dl,
 		}}}
 	case "drain":
 		p := e.part(a)
