@@ -81,7 +81,10 @@ type part struct {
 	wantCaughtUp bool
 	activateAt   fsm.StreamSeq
 	catchupDone  bool
-	catchupStart time.Time
+	// restartPending: a restart waits for the running job to end, so that
+	// the catch-up starts after everything that job processed.
+	restartPending bool
+	catchupStart   time.Time
 	drainStart   time.Time
 }
 
@@ -116,6 +119,7 @@ type job struct {
 type jobResult struct {
 	part      fsm.PartitionID
 	gen       uint64
+	epoch     fsm.Epoch
 	seq       fsm.StreamSeq
 	processed bool
 }
@@ -167,7 +171,8 @@ type progress struct {
 }
 
 type dispatcher struct {
-	a *Applier
+	a   *Applier
+	ctx context.Context // the run loop's, for readers started from results
 
 	parts   map[fsm.PartitionID]*part
 	match   *matcher
@@ -217,6 +222,7 @@ func (d *dispatcher) call(ctx context.Context, r ctrlReq) (ctrlReply, error) {
 
 // run is the dispatcher's loop; it owns every field of d.
 func (d *dispatcher) run(ctx context.Context) {
+	d.ctx = ctx
 	defer func() {
 		for _, p := range d.parts {
 			d.halt(p)
@@ -432,15 +438,23 @@ func (d *dispatcher) onDone(r jobResult) {
 	if p.busyGen == r.gen {
 		p.busyGen, p.cancelJob = 0, nil
 	}
+	// A job's progress counts for the epoch it ran under, even if the
+	// partition restarted meanwhile (a new epoch starts from its own resume
+	// point instead).
+	if r.epoch == p.epoch && r.processed && r.seq > p.processed {
+		p.processed = r.seq
+	}
+	if p.restartPending && p.busyGen == 0 {
+		p.restartPending = false
+		p.lastDispatched = p.processed
+		d.startReader(d.ctx, p, p.processed)
+	}
 	if p.gen != r.gen {
 		d.markReady(p)
 		if p.mode == draining {
 			d.drained(p)
 		}
 		return
-	}
-	if r.processed && r.seq > p.processed {
-		p.processed = r.seq
 	}
 	switch p.mode {
 	case draining:
@@ -497,13 +511,13 @@ func (d *dispatcher) onCtrl(ctx context.Context, r ctrlReq) ctrlReply {
 		}
 		p.epoch, p.subjects = r.epoch, r.subjects
 		p.processed, p.lastDispatched = r.resume, r.resume
+		p.restartPending = false
 		p.wantCaughtUp, p.catchupDone = r.report, false
 		d.restart(ctx, p)
 		d.rebuildMatcher()
 	case opResume:
 		if p != nil && p.mode != live && p.mode != catchingUp {
 			d.halt(p)
-			p.lastDispatched = p.processed
 			d.restart(ctx, p)
 		}
 	case opDrain:
@@ -550,7 +564,6 @@ func (d *dispatcher) onCtrl(ctx context.Context, r ctrlReq) ctrlReply {
 		for _, p := range d.parts {
 			if p.mode == live || p.mode == catchingUp {
 				d.halt(p)
-				p.lastDispatched = p.processed
 				d.restart(ctx, p)
 			}
 		}
@@ -565,12 +578,18 @@ func (d *dispatcher) onCtrl(ctx context.Context, r ctrlReq) ctrlReply {
 	return ctrlReply{}
 }
 
-// restart starts p's catch-up from its processed position under a new generation.
+// restart starts p's catch-up from its processed position under a new
+// generation, once no job of p is running.
 func (d *dispatcher) restart(ctx context.Context, p *part) {
 	d.nextGen++
 	p.gen = d.nextGen
 	p.mode = catchingUp
 	p.catchupStart = time.Now()
+	if p.busyGen != 0 {
+		p.restartPending = true
+		return
+	}
+	p.lastDispatched = p.processed
 	d.startReader(ctx, p, p.processed)
 }
 

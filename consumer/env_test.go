@@ -101,11 +101,17 @@ func newEnv(t *testing.T, retention jetstream.RetentionPolicy, partitions int) *
 // startWorker starts an applier whose handler records every message.
 func (e *env) startWorker(id fsm.WorkerID, opts ...Option) *Applier {
 	e.t.Helper()
+	return e.startWorkerWith(id, e.client, e.rec.handler(id), opts...)
+}
+
+// startWorkerWith starts an applier with its own coordinator and handler.
+func (e *env) startWorkerWith(id fsm.WorkerID, coord Coordinator, h Handler, opts ...Option) *Applier {
+	e.t.Helper()
 	logger := slog.New(slog.NewTextHandler(tlog{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts = append([]Option{WithLogger(logger), WithCheckpointInterval(100 * time.Millisecond), WithAckWait(2 * time.Second)}, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a, err := New(ctx, id, e.client, e.js, e.stream, e.rec.handler(id), opts...)
+	a, err := New(ctx, id, coord, e.js, e.stream, h, opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

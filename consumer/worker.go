@@ -34,7 +34,7 @@ func (a *Applier) runWorker(ctx context.Context, work <-chan *job, done chan<- j
 // its message was not processed and will be read again by whoever owns the
 // partition.
 func (a *Applier) runJob(j *job) jobResult {
-	res := jobResult{part: j.part, gen: j.gen, seq: j.d.seq}
+	res := jobResult{part: j.part, gen: j.gen, epoch: j.epoch, seq: j.d.seq}
 	defer j.d.release()
 	m := &Msg{
 		Partition: j.part, Epoch: j.epoch, Seq: j.d.seq, Subject: j.d.subject,
