@@ -85,7 +85,7 @@ type part struct {
 	// the catch-up starts after everything that job processed.
 	restartPending bool
 	catchupStart   time.Time
-	drainStart   time.Time
+	drainStart     time.Time
 }
 
 // partEvent tells the reconciler a partition reached a point that needs a
