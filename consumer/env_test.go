@@ -26,7 +26,7 @@ import (
 // with one stream, a 3-node claim store with controllers and the HTTP API over
 // loopback TCP, a client, and workers whose handlers record what they process.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	nats    *natstest.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -71,7 +71,7 @@ func controllerConfig() controller.Config {
 	return c
 }
 
-func newEnv(t *testing.T, retention jetstream.RetentionPolicy, partitions int) *env {
+func newEnv(t testing.TB, retention jetstream.RetentionPolicy, partitions int) *env {
 	t.Helper()
 	e := &env{t: t, stream: "ORDERS", rec: newRecorder(), published: map[fsm.PartitionID][]fsm.StreamSeq{}, workers: map[fsm.WorkerID]*Applier{}}
 	e.nats = natstest.Start(t)
@@ -317,6 +317,19 @@ type record struct {
 	seq    fsm.StreamSeq
 	epoch  fsm.Epoch
 	worker fsm.WorkerID
+	at     time.Time
+}
+
+// firstAt returns when the first message of p under epoch was handled.
+func (r *recorder) firstAt(p fsm.PartitionID, e fsm.Epoch) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.handled[p] {
+		if h.epoch == e {
+			return h.at
+		}
+	}
+	return time.Time{}
 }
 
 func newRecorder() *recorder { return &recorder{handled: map[fsm.PartitionID][]record{}} }
@@ -325,7 +338,7 @@ func (r *recorder) handler(w fsm.WorkerID) Handler {
 	return func(ctx context.Context, m *Msg) error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.handled[m.Partition] = append(r.handled[m.Partition], record{seq: m.Seq, epoch: m.Epoch, worker: w})
+		r.handled[m.Partition] = append(r.handled[m.Partition], record{seq: m.Seq, epoch: m.Epoch, worker: w, at: time.Now()})
 		return nil
 	}
 }
@@ -356,7 +369,7 @@ func (r *recorder) set(p fsm.PartitionID) map[fsm.StreamSeq]bool {
 	return out
 }
 
-type tlog struct{ t *testing.T }
+type tlog struct{ t testing.TB }
 
 func (l tlog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(p), "\n"))

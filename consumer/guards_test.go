@@ -143,7 +143,9 @@ func TestEmptyAssignment(t *testing.T) {
 	}
 }
 
-// TestCoalescing: a burst of assignment versions becomes one consumer update.
+// TestCoalescing: a burst of assignment versions within the coalescing window
+// becomes at most two consumer updates: one at the first change (a lone change
+// is never delayed) and one at the end of the window.
 func TestCoalescing(t *testing.T) {
 	e := newEnv(t, jetstream.LimitsPolicy, 3)
 	reg := prometheus.NewRegistry()
@@ -164,8 +166,8 @@ func TestCoalescing(t *testing.T) {
 		}
 		return nil
 	})
-	if n := applied() - before; n != 1 {
-		t.Fatalf("50 versions in a burst gave %v consumer updates, want 1", n)
+	if n := applied() - before; n > 2 {
+		t.Fatalf("50 versions in a burst gave %v consumer updates, want at most 2", n)
 	}
 }
 

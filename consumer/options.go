@@ -67,7 +67,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		batch: 100, maxAckPending: 1000, pullExpiry: 5 * time.Second, idleHeartbeat: -1,
-		concurrency: 16, coalesce: 75 * time.Millisecond, checkpointEvery: time.Second,
+		concurrency: 16, coalesce: 50 * time.Millisecond, checkpointEvery: time.Second,
 		drainTimeout: 10 * time.Second, ackWait: 30 * time.Second, maxSubjects: 1000,
 		empty: EmptyPause, retries: 5, retryBackoff: 50 * time.Millisecond, retryMaxBackoff: 5 * time.Second,
 		prefix: "baton", weight: 1, catchupWindow: 256, janitorEvery: 2 * time.Minute,
@@ -156,8 +156,9 @@ func WithHandlerConcurrency(n int) Option {
 	return positive("handler concurrency", n, func(o *options) { o.concurrency = n })
 }
 
-// WithCoalesce sets the reconciler's coalescing window (default 75ms): bursts
-// of assignment changes within it become one consumer update.
+// WithCoalesce sets the reconciler's coalescing window (default 50ms): a change
+// after a quiet window is applied at once, and further changes within the
+// window become one more consumer update at its end.
 func WithCoalesce(d time.Duration) Option {
 	return duration("coalesce window", d, 0, func(o *options) { o.coalesce = d })
 }

@@ -64,10 +64,14 @@ func (a *Applier) reconcileLoop(ctx context.Context) {
 	defer janitor.Stop()
 	b := newBackoff(50*time.Millisecond, a.opts.controlBackoffMax)
 	var coalesce, retry <-chan time.Time
+	var lastApply time.Time
 	closing := a.closing
+	// arm schedules an apply: at once if none ran within the window (a lone
+	// change is not delayed), else at the window's end (a burst becomes one
+	// update per window).
 	arm := func() {
 		if coalesce == nil {
-			coalesce = time.After(a.opts.coalesce)
+			coalesce = time.After(time.Until(lastApply.Add(a.opts.coalesce)))
 		}
 	}
 	for {
@@ -102,6 +106,7 @@ func (a *Applier) reconcileLoop(ctx context.Context) {
 		if coalesce != nil || retry != nil {
 			continue
 		}
+		lastApply = time.Now()
 		if err := r.apply(ctx); err != nil {
 			c := classify(err)
 			a.log.Warn("reconcile", "class", c, "err", err)
