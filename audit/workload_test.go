@@ -141,12 +141,12 @@ func (s *sim) step() {
 			if to.ID == p.Owner || r.IntN(5) == 0 {
 				to.ID = "" // a release
 			}
-			var deadline int64
+			var timeout int64
 			if r.IntN(3) == 0 {
-				deadline = s.e.Now + 1e9
+				timeout = 1e9
 			}
 			s.apply(fsm.Prepare{Items: []fsm.PrepareItem{{Partition: p.ID, Epoch: p.Epoch, From: p.Owner, To: to.ID,
-				Reason: "rebalance", Deadline: deadline}}}, "controller")
+				Reason: "rebalance", DrainTimeout: timeout}}}, "controller")
 		}
 	case k < 73:
 		if p, ok := pick(r, s.partitions(s.phase(fsm.PhasePreparing))); ok && r.IntN(5) > 0 {
