@@ -117,16 +117,25 @@ func (n *subjectNode) overlap(q []string, found *[]PartitionID) {
 		}
 		return
 	}
-	for tok, c := range n.children {
-		switch {
-		case tok == ">":
-			// A stored "...>" matches any query with >= 1 remaining token.
-			if c.owner != "" {
-				*found = append(*found, c.owner)
+	// A stored "...>" matches any query with >= 1 remaining token.
+	if c := n.children[">"]; c != nil && c.owner != "" {
+		*found = append(*found, c.owner)
+	}
+	if head == "*" {
+		for tok, c := range n.children {
+			if tok != ">" {
+				c.overlap(rest, found)
 			}
-		case head == "*" || tok == "*" || tok == head:
-			c.overlap(rest, found)
 		}
+		return
+	}
+	// A literal token meets only the same literal and a stored "*": look those
+	// up instead of walking every child (a node can have 100,000 of them).
+	if c := n.children[head]; c != nil {
+		c.overlap(rest, found)
+	}
+	if c := n.children["*"]; c != nil {
+		c.overlap(rest, found)
 	}
 }
 
