@@ -54,23 +54,44 @@ func benchState(b *testing.B, n, w int) (*fsm.State, fsm.RaftIndex) {
 	return s, idx
 }
 
-// BenchmarkApply_Claim: claims of single partitions, one command each.
+// BenchmarkApply_Claim: claims of single partitions, one command each, over a
+// pool of 100,000 partitions released in batches (untimed) when used up.
 func BenchmarkApply_Claim(b *testing.B) {
+	const pool = 100_000
 	s, idx := benchState(b, 0, 4)
 	var specs []fsm.PartitionSpec
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < pool; i++ {
 		specs = append(specs, fsm.PartitionSpec{ID: fsm.PartitionID(fmt.Sprintf("c%08d", i)), Subjects: []string{fmt.Sprintf("c.%d", i)}})
-		if len(specs) == 10_000 || i == b.N-1 {
+		if len(specs) == 10_000 {
 			idx++
 			s.Apply(idx, 1, fsm.Command{Body: fsm.Declare{Partitions: specs}})
 			specs = nil
 		}
 	}
+	releaseAll := func() {
+		for w := 0; w < 4; w++ {
+			wid := fsm.WorkerID(fmt.Sprintf("w%03d", w))
+			a, _ := s.Assignment(wid)
+			for lo := 0; lo < len(a.Partitions); lo += 10_000 {
+				var items []fsm.ReleaseItem
+				for _, p := range a.Partitions[lo:min(lo+10_000, len(a.Partitions))] {
+					items = append(items, fsm.ReleaseItem{Partition: p.Partition, Epoch: p.Epoch, ThroughSeq: p.Checkpoint})
+				}
+				idx++
+				s.Apply(idx, 1, fsm.Command{Body: fsm.Release{Worker: wid, Incarnation: a.Incarnation, Items: items}})
+			}
+		}
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if i > 0 && i%pool == 0 {
+			b.StopTimer()
+			releaseAll()
+			b.StartTimer()
+		}
 		idx++
 		r := s.Apply(idx, 1, fsm.Command{Header: fsm.Header{RequestID: fmt.Sprint(idx)}, Body: fsm.Claim{Items: []fsm.ClaimItem{
-			{Partition: fsm.PartitionID(fmt.Sprintf("c%08d", i)), Worker: fsm.WorkerID(fmt.Sprintf("w%03d", i%4))}}}})
+			{Partition: fsm.PartitionID(fmt.Sprintf("c%08d", i%pool)), Worker: fsm.WorkerID(fmt.Sprintf("w%03d", i%4))}}}})
 		if r.FirstError() != nil {
 			b.Fatal(r.FirstError())
 		}
