@@ -9,12 +9,18 @@ RAPID_CHECKS_LONG ?= 20000
 RAPID_STEPS       ?= 150
 PKGS          = $(shell $(GO) list ./... | grep -v /proptest)
 
-.PHONY: all build test test-unit test-prop lint bench proptest-long clean
+.PHONY: all build test test-unit test-prop lint bench proptest-long clean demo
 
 all: build
 
 build:
 	$(GO) build ./...
+	$(GO) build -o bin/baton ./cmd/baton
+
+# A self-contained demo: embedded JetStream, a 3-node claim store, a producer and
+# workers; handoffs shown live; ends with the lost/duplicated/reordered counts.
+demo:
+	$(GO) run ./cmd/baton demo
 
 # Everything CI runs: unit, property and integration tests, with the race detector.
 test: build

@@ -102,6 +102,14 @@ func (c *Controller) Heartbeat(w fsm.WorkerID, inc fsm.Incarnation) (time.Durati
 func (c *Controller) run() {
 	defer c.wg.Done()
 	for {
+		// Closing must end the loop on a leader too: lead returns at once
+		// once done is closed, and without this check run would re-enter it
+		// (each time starting a barrier) until the node lost leadership.
+		select {
+		case <-c.done:
+			return
+		default:
+		}
 		changed := c.node.LeadershipChanged()
 		if c.node.IsLeader() {
 			c.lead()

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/api/client"
+)
+
+// clientFlags are the flags every client verb takes.
+type clientFlags struct {
+	addr        string
+	token       string
+	json        bool
+	consistency string
+	timeout     time.Duration
+	out         io.Writer
+}
+
+func (c *clientFlags) register(f *flagSet) {
+	c.registerConn(f)
+	f.BoolVar(&c.json, "json", false, "print JSON for machines instead of tables")
+	f.StringVar(&c.consistency, "consistency", "default", "read consistency: stale (any node's own state), default (the leader) or linearizable")
+	f.DurationVar(&c.timeout, "timeout", 15*time.Second, "bound of the whole command")
+}
+
+// registerConn registers only how to reach the cluster: --addr and --token.
+func (c *clientFlags) registerConn(f *flagSet) {
+	c.out = os.Stdout
+	c.timeout = client.DefaultTimeout
+	f.StringVar(&c.addr, "addr", "http://127.0.0.1:7101", "API base URLs of claim-store nodes, comma-separated (any node will do)")
+	f.StringVar(&c.token, "token", "", "bearer token")
+}
+
+// client returns an API client for the flags.
+func (c *clientFlags) client() (*client.Client, error) {
+	addrs := splitList(c.addr)
+	opts := []client.Option{client.WithTimeout(c.timeout)}
+	if c.token != "" {
+		opts = append(opts, client.WithToken(c.token))
+	}
+	switch strings.ToLower(c.consistency) {
+	case "", "default":
+		opts = append(opts, client.WithConsistency(client.ConsistencyDefault))
+	case "stale":
+		opts = append(opts, client.WithConsistency(client.ConsistencyStale))
+	case "linearizable":
+		opts = append(opts, client.WithConsistency(client.ConsistencyLinearizable))
+	default:
+		return nil, usageErrorf("--consistency %q: want stale, default or linearizable", c.consistency)
+	}
+	cl, err := client.New(addrs, opts...)
+	if err != nil {
+		return nil, usageErrorf("--addr %q: %v", c.addr, err)
+	}
+	return cl, nil
+}
+
+// ctx returns a context bounded by --timeout.
+func (c *clientFlags) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+// printJSON writes v as indented JSON.
+func (c *clientFlags) printJSON(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // subjects hold ">"
+	return enc.Encode(v)
+}
+
+// printWrite reports a write: its index and the events it produced.
+func (c *clientFlags) printWrite(what string, r api.WriteResponse, err error) error {
+	if err != nil {
+		return err // the client's errors name the operation and its ids
+	}
+	if c.json {
+		return c.printJSON(r)
+	}
+	switch {
+	case r.Duplicate:
+		fmt.Fprintf(c.out, "%s: already applied at index %d\n", what, r.Index)
+	default:
+		fmt.Fprintf(c.out, "%s: applied at index %d\n", what, r.Index)
+		for _, ev := range r.Events {
+			fmt.Fprintf(c.out, "  %s\n", ev.String())
+		}
+	}
+	if err := client.ItemErrors(r); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// table is a tab-aligned table on w.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	if len(header) > 0 {
+		t.row(toAny(header)...)
+	}
+	return t
+}
+
+func (t *table) row(cols ...any) {
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(t.tw, "\t")
+		}
+		fmt.Fprint(t.tw, c)
+	}
+	fmt.Fprintln(t.tw)
+}
+
+func (t *table) flush() { t.tw.Flush() }
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// dash renders an empty value as "-".
+func dash[T ~string](s T) string {
+	if s == "" {
+		return "-"
+	}
+	return string(s)
+}
+
+// ago renders a Unix-nanosecond leader time as a time and an age.
+func ago(unixNano int64) string {
+	if unixNano == 0 {
+		return "-"
+	}
+	t := time.Unix(0, unixNano)
+	return fmt.Sprintf("%s (%s ago)", t.Format(time.TimeOnly), time.Since(t).Round(time.Second))
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/fsm"
+)
+
+func runStatus(args []string) error {
+	f := newFlags("status", "baton status [flags]", `
+Shows the answering node's view of the cluster (members, leader, raft and audit
+indexes, readiness) and the claim store's counts: workers by state, partitions by
+phase, pending handoffs, whether rebalancing is paused.`, 0, 0)
+	var c clientFlags
+	c.register(f)
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	sum, sumErr := cl.Summary(ctx)
+	if c.json {
+		out := map[string]any{"cluster": st}
+		if sumErr == nil {
+			out["summary"] = sum
+		} else {
+			out["summary_error"] = sumErr.Error()
+		}
+		return c.printJSON(out)
+	}
+	ready := "ready"
+	if !st.Ready {
+		ready = "NOT READY: " + st.NotReady
+	}
+	fmt.Fprintf(c.out, "Node:     %s (%s, term %d), %s\n", st.NodeID, st.State, st.Term, ready)
+	fmt.Fprintf(c.out, "Leader:   %s\n", strings.TrimSpace(dash(st.LeaderID)+" "+st.LeaderAPI))
+	fmt.Fprintf(c.out, "Indexes:  commit %d, applied %d, state %d, last log %d, snapshot %d\n",
+		st.CommitIndex, st.AppliedIndex, st.StateIndex, st.LastIndex, st.SnapshotIndex)
+	fmt.Fprintf(c.out, "Audit:    %d events, index %d..%d\n\n", st.AuditEvents, st.AuditFirst, st.AuditLast)
+	t := newTable(c.out, "MEMBER", "RAFT ADDR", "API ADDR", "ROLE", "VOTER")
+	for _, m := range st.Members {
+		role := "follower"
+		if m.Leader {
+			role = "leader"
+		}
+		voter := "yes"
+		if !m.Voter {
+			voter = "no"
+		}
+		t.row(m.ID, m.RaftAddr, dash(m.APIAddr), role, voter)
+	}
+	t.flush()
+	fmt.Fprintln(c.out)
+	if sumErr != nil {
+		return fmt.Errorf("summary: %w", sumErr)
+	}
+	fmt.Fprintf(c.out, "Workers:     %s", countsOf(sum.Workers, []fsm.WorkerState{fsm.WorkerActive, fsm.WorkerLeaving, fsm.WorkerGone}))
+	if sum.Cordoned > 0 {
+		fmt.Fprintf(c.out, " (%d cordoned)", sum.Cordoned)
+	}
+	fmt.Fprintln(c.out)
+	fmt.Fprintf(c.out, "Partitions:  %d: %s\n", sum.Partitions, countsOf(sum.PartitionsByPhase, []fsm.Phase{
+		fsm.PhaseActive, fsm.PhaseActivating, fsm.PhasePreparing, fsm.PhaseDrained, fsm.PhaseOrphaned, fsm.PhaseUnassigned}))
+	fmt.Fprintf(c.out, "Handoffs:    %d pending\n", sum.Handoffs)
+	rebalance := "running"
+	if sum.Paused {
+		rebalance = "PAUSED (baton resume)"
+	}
+	fmt.Fprintf(c.out, "Rebalancing: %s\n", rebalance)
+	fmt.Fprintf(c.out, "State index: %d (term %d)\n", sum.Index, sum.Term)
+	return nil
+}
+
+// countsOf renders counts in the given key order, e.g. "3 active, 1 gone".
+func countsOf[K comparable](m map[K]int, order []K) string {
+	var parts []string
+	for _, k := range order {
+		if n := m[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %v", n, k))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func runCluster(args []string) error {
+	usage := "baton cluster join --id ID --raft-addr HOST:PORT --api-addr URL | baton cluster remove ID"
+	if len(args) == 0 {
+		return usageErrorf("usage: %s", usage)
+	}
+	switch args[0] {
+	case "join":
+		return runClusterJoin(args[1:])
+	case "remove":
+		return runClusterRemove(args[1:])
+	case "status":
+		return runStatus(args[1:])
+	case "-h", "--help", "-help", "help":
+		fmt.Printf("Usage: %s\n\nOperator membership of the claim store:\n  join    add a node as a voter (idempotent)\n  remove  take a node out of the cluster\n  status  same as 'baton status'\n\nRun 'baton cluster join --help' for flags.\n", usage)
+		return nil
+	}
+	return usageErrorf("unknown 'cluster' verb %q; usage: %s", args[0], usage)
+}
+
+func runClusterJoin(args []string) error {
+	f := newFlags("cluster join", "baton cluster join --id ID --raft-addr HOST:PORT --api-addr URL [flags]", `
+Adds a claim-store node to the cluster as a voter (operator). The node must be
+running (started without --bootstrap). Joining again with the same id and
+addresses changes nothing. 'baton server --join' does this by itself.`, 0, 0)
+	var c clientFlags
+	c.register(f)
+	var req api.JoinRequest
+	f.StringVar(&req.ID, "id", "", "the node's id")
+	f.StringVar(&req.RaftAddr, "raft-addr", "", "the node's raft address host:port")
+	f.StringVar(&req.APIAddr, "api-addr", "", "the node's API base URL")
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
+		return usageErrorf("cluster join needs --id, --raft-addr and --api-addr")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := cl.Join(ctx, req); err != nil {
+		return fmt.Errorf("join %s: %w", req.ID, err)
+	}
+	if c.json {
+		return c.printJSON(map[string]string{"joined": req.ID})
+	}
+	fmt.Fprintf(c.out, "node %s joined (raft %s, api %s)\n", req.ID, req.RaftAddr, req.APIAddr)
+	return nil
+}
+
+func runClusterRemove(args []string) error {
+	f := newFlags("cluster remove", "baton cluster remove ID [flags]", `
+Takes a claim-store node out of the cluster (operator). Removing the leader makes
+it step down first. Removing a node twice is a no-op.`, 1, 1)
+	var c clientFlags
+	c.register(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := cl.RemoveNode(ctx, pos[0]); err != nil {
+		return fmt.Errorf("remove %s: %w", pos[0], err)
+	}
+	if c.json {
+		return c.printJSON(map[string]string{"removed": pos[0]})
+	}
+	fmt.Fprintf(c.out, "node %s removed\n", pos[0])
+	return nil
+}
+
+// sortedKeys returns a map's keys sorted.
+func sortedKeys[K ~string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

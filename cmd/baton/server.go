@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gometrics "github.com/hashicorp/go-metrics/compat"
+	compatprom "github.com/hashicorp/go-metrics/compat/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/batonhq/baton/api/server"
+	"github.com/batonhq/baton/controller"
+	"github.com/batonhq/baton/raftnode"
+)
+
+const serverHelp = `
+Runs one claim-store node: a raft member (bolt stores and snapshots under
+--data-dir), the controller (which acts while this node leads), and the HTTP API
+with /metrics, /healthz and /readyz.
+
+Start the first node with --bootstrap; start the others with --join pointing at
+any running node's API. A node restarted on its data dir needs neither (it
+rejoins as the member it was), but --join again is harmless.
+
+Without any --token or --token-file the API is unauthenticated and must listen
+on a loopback address. SIGINT or SIGTERM stops the node gracefully (a leader
+hands leadership over first) within --shutdown-timeout.
+
+Example:
+  baton server --id n1 --bootstrap
+  baton server --id n2 --raft-addr 127.0.0.1:7002 --http-addr 127.0.0.1:7102 --join http://127.0.0.1:7101`
+
+// serverFlags maps `baton server` flags one to one onto the node's configs.
+type serverFlags struct {
+	id, dataDir             string
+	raftAddr, raftAdvertise string
+	httpAddr, httpAdvertise string
+	bootstrap               bool
+	join                    stringList
+	joinToken               string
+	tokens                  stringList
+	tokenFile               string
+	tlsCert, tlsKey, tlsCA  string
+	shutdownTimeout         time.Duration
+	logs                    logFlags
+	raft                    raftnode.Config
+	ctrl                    controller.Config
+	api                     server.Config
+	auditMaxEvents          int
+	auditMaxAge             time.Duration
+}
+
+func (s *serverFlags) register(f *flagSet) {
+	s.raft = raftnode.DefaultConfig()
+	s.ctrl = controller.DefaultConfig()
+	f.StringVar(&s.id, "id", "", "this node's stable id (required)")
+	f.StringVar(&s.dataDir, "data-dir", "", "directory for the raft log, snapshots and audit log (default ./data/<id>)")
+	f.StringVar(&s.raftAddr, "raft-addr", "127.0.0.1:7001", "raft listen address host:port (port 0 picks a free one)")
+	f.StringVar(&s.raftAdvertise, "raft-advertise", "", "raft address other nodes dial (default: the bound --raft-addr)")
+	f.StringVar(&s.httpAddr, "http-addr", "127.0.0.1:7101", "HTTP API listen address host:port (port 0 picks a free one);\nmust be loopback unless tokens are configured")
+	f.StringVar(&s.httpAdvertise, "http-advertise", "", "API base URL other nodes and clients use (default http://<bound --http-addr>)")
+	f.BoolVar(&s.bootstrap, "bootstrap", false, "make this node a one-node cluster if it has no raft state yet")
+	f.Var(&s.join, "join", "join the cluster through these nodes' API URLs (`ADDR[,ADDR]`), retrying until it works")
+	f.StringVar(&s.joinToken, "join-token", "", "bearer token (operator role) for --join (default: the first operator --token)")
+	f.Var(&s.tokens, "token", "accepted bearer token `role:secret` or name:role:secret, role read|worker|operator (repeatable)")
+	f.StringVar(&s.tokenFile, "token-file", "", `JSON file of accepted tokens: {"tokens": [{"name": "ci", "role": "operator", "token": "..."}]}`)
+	f.StringVar(&s.tlsCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
+	f.StringVar(&s.tlsKey, "raft-tls-key", "", "PEM private key for --raft-tls-cert")
+	f.StringVar(&s.tlsCA, "raft-tls-ca", "", "PEM CA bundle that signs every node's certificate")
+	f.DurationVar(&s.ctrl.SessionTTL, "session-ttl", s.ctrl.SessionTTL, "a worker whose heartbeats stop this long is expired; its partitions fail over")
+	f.DurationVar(&s.ctrl.HeartbeatInterval, "heartbeat-interval", s.ctrl.HeartbeatInterval, "heartbeat interval workers are told to use (session TTL must cover 3)")
+	f.DurationVar(&s.ctrl.DrainTimeout, "drain-timeout", s.ctrl.DrainTimeout, "drain deadline of handoffs (controller's and operator moves' default);\nafter it the handoff is force-committed from the last checkpoint")
+	f.DurationVar(&s.ctrl.StabilizationWindow, "stabilization-window", s.ctrl.StabilizationWindow, "wait this long after membership changes before claiming and rebalancing")
+	f.IntVar(&s.ctrl.MaxHandoffs, "max-handoffs", s.ctrl.MaxHandoffs, "pending handoffs cluster-wide at most")
+	f.IntVar(&s.ctrl.MaxHandoffsPerWorker, "max-handoffs-per-worker", s.ctrl.MaxHandoffsPerWorker, "pending handoffs into or out of one worker at most")
+	f.DurationVar(&s.ctrl.Tick, "controller-tick", s.ctrl.Tick, "how often the controller checks session expiry and drain deadlines")
+	f.DurationVar(&s.raft.HeartbeatTimeout, "raft-heartbeat-timeout", s.raft.HeartbeatTimeout, "raft heartbeat timeout")
+	f.DurationVar(&s.raft.ElectionTimeout, "raft-election-timeout", s.raft.ElectionTimeout, "raft election timeout")
+	f.DurationVar(&s.raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", s.raft.LeaderLeaseTimeout, "raft leader lease timeout (at most the heartbeat timeout)")
+	f.DurationVar(&s.raft.CommitTimeout, "raft-commit-timeout", s.raft.CommitTimeout, "raft commit timeout")
+	f.DurationVar(&s.raft.SnapshotInterval, "snapshot-interval", s.raft.SnapshotInterval, "how often raft considers a snapshot")
+	f.Uint64Var(&s.raft.SnapshotThreshold, "snapshot-threshold", s.raft.SnapshotThreshold, "log entries since the last snapshot that trigger one")
+	f.Uint64Var(&s.raft.TrailingLogs, "trailing-logs", s.raft.TrailingLogs, "log entries kept after a snapshot")
+	f.IntVar(&s.raft.SnapshotRetain, "snapshot-retain", s.raft.SnapshotRetain, "snapshots kept on disk")
+	f.DurationVar(&s.raft.ApplyTimeout, "apply-timeout", s.raft.ApplyTimeout, "bound of a raft apply or read without a deadline")
+	f.IntVar(&s.auditMaxEvents, "audit-max-events", s.raft.Audit.MaxEvents, "audit events retained (same on every node)")
+	f.DurationVar(&s.auditMaxAge, "audit-max-age", s.raft.Audit.MaxAge, "age bound of retained audit events, 0 for none (same on every node)")
+	f.Int64Var(&s.api.MaxBodyBytes, "max-body-bytes", 4<<20, "largest accepted request body")
+	f.DurationVar(&s.api.MaxWait, "max-wait", 5*time.Minute, "longest wait of a blocking query")
+	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 20*time.Second, "bound of the graceful shutdown on SIGINT/SIGTERM")
+	s.logs.register(f, "info")
+}
+
+// config turns the parsed flags into the node's configuration.
+func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
+	var errs []error
+	if s.id == "" {
+		errs = append(errs, errors.New("--id is required"))
+	}
+	if s.bootstrap && len(s.join) > 0 {
+		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))
+	}
+	tokens, err := s.loadTokens()
+	if err != nil {
+		errs = append(errs, err)
+	} else if len(tokens) == 0 {
+		if err := requireLoopback(s.httpAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tlsCfg, err := raftTLS(s.tlsCert, s.tlsKey, s.tlsCA)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nodeConfig{}, &exitError{code: 2, err: err}
+	}
+	rc := s.raft
+	rc.NodeID = s.id
+	rc.DataDir = s.dataDir
+	if rc.DataDir == "" {
+		rc.DataDir = filepath.Join("data", s.id)
+	}
+	rc.RaftAddr, rc.AdvertiseAddr = s.raftAddr, s.raftAdvertise
+	rc.Bootstrap = s.bootstrap
+	rc.TLS = tlsCfg
+	rc.Audit.MaxEvents, rc.Audit.MaxAge = s.auditMaxEvents, s.auditMaxAge
+	ac := s.api
+	ac.Tokens = tokens
+	ac.DrainTimeout = s.ctrl.DrainTimeout
+	if err := errors.Join(s.ctrl.Validate(), ac.Validate()); err != nil {
+		return nodeConfig{}, &exitError{code: 2, err: err}
+	}
+	joinToken := s.joinToken
+	if joinToken == "" {
+		for _, t := range tokens {
+			if t.Role == server.RoleOperator {
+				joinToken = t.Secret
+				break
+			}
+		}
+	}
+	return nodeConfig{
+		Raft: rc, Controller: s.ctrl, API: ac,
+		HTTPAddr: s.httpAddr, HTTPAdvertise: s.httpAdvertise,
+		Join: s.join, JoinToken: joinToken, Logger: log,
+	}, nil
+}
+
+func (s *serverFlags) loadTokens() ([]server.Token, error) {
+	var out []server.Token
+	for _, t := range s.tokens {
+		tok, err := server.ParseToken(t)
+		if err != nil {
+			return nil, fmt.Errorf("--token: %w", err)
+		}
+		out = append(out, tok)
+	}
+	if s.tokenFile != "" {
+		more, err := server.LoadTokens(s.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// requireLoopback refuses an unauthenticated API on anything but loopback.
+func requireLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--http-addr %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--http-addr %s is not a loopback address and no --token or --token-file is set: "+
+		"refusing to serve an unauthenticated API beyond this machine (configure tokens, or listen on 127.0.0.1)", addr)
+}
+
+// raftTLS builds the mutual-TLS config of raft traffic, or nil if no file is
+// given.
+func raftTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" || caFile == "" {
+		return nil, errors.New("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--raft-tls-cert/--raft-tls-key: %w", err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--raft-tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--raft-tls-ca %s: no PEM certificate found", caFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		MinVersion: tls.VersionTLS12,
+	}, nil
+}
+
+// newRegistry returns the process's Prometheus registry with the Go runtime and
+// process collectors, and bridges hashicorp raft's go-metrics into it.
+func newRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sink, err := compatprom.NewPrometheusSinkFrom(compatprom.PrometheusOpts{Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("raft metrics sink: %w", err)
+	}
+	cfg := gometrics.DefaultConfig("baton")
+	cfg.EnableHostname = false
+	cfg.EnableRuntimeMetrics = false // the Go collector already exports them
+	if _, err := gometrics.NewGlobal(cfg, sink); err != nil {
+		return nil, fmt.Errorf("raft metrics: %w", err)
+	}
+	return reg, nil
+}
+
+func runServer(args []string) error {
+	f := newFlags("server", "baton server --id ID [--bootstrap | --join ADDR[,ADDR]] [flags]", serverHelp, 0, 0)
+	var s serverFlags
+	s.register(f)
+	if _, err := f.parse(args); err != nil {
+		return err
+	}
+	log, err := s.logs.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := s.config(log)
+	if err != nil {
+		return err
+	}
+	reg, err := newRegistry()
+	if err != nil {
+		return err
+	}
+	cfg.Registry = reg
+	if err := os.MkdirAll(cfg.Raft.DataDir, 0o750); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	entries, err := os.ReadDir(cfg.Raft.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	fresh := len(entries) == 0
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := startNode(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "id", cfg.Raft.NodeID, "raft_addr", n.raft.RaftAddr(), "http_addr", n.httpAddr,
+		"api_url", n.url, "data_dir", cfg.Raft.DataDir, "bootstrap", cfg.Raft.Bootstrap, "join", s.join.String())
+	if len(cfg.API.Tokens) == 0 {
+		log.Warn("the HTTP API is unauthenticated: no --token or --token-file is set, so it listens on loopback only", "http_addr", n.httpAddr)
+	}
+	if fresh && !cfg.Raft.Bootstrap && len(cfg.Join) == 0 {
+		log.Info("neither --bootstrap nor --join: a fresh node waits to be added with 'baton cluster join'")
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", s.shutdownTimeout)
+	case err := <-n.serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+		log.Error("http server failed; shutting down", "err", err)
+	}
+	stop() // a second signal kills the process at once
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	if err := n.shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	log.Info("stopped")
+	return runErr
+}

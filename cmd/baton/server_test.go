@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/api/server"
+)
+
+func parseServer(t *testing.T, args ...string) (nodeConfig, error) {
+	t.Helper()
+	f := newFlags("server", "baton server", "", 0, 0)
+	f.lookupEnv = func(string) (string, bool) { return "", false }
+	var s serverFlags
+	s.register(f)
+	if _, err := f.parse(args); err != nil {
+		return nodeConfig{}, err
+	}
+	return s.config(nil)
+}
+
+func TestServerFlags_MapOntoConfigs(t *testing.T) {
+	cfg, err := parseServer(t, "--id", "n2", "--raft-addr", "127.0.0.1:7002", "--raft-advertise", "10.0.0.2:7002",
+		"--http-addr", "127.0.0.1:7102", "--join", "http://127.0.0.1:7101,http://127.0.0.1:7103",
+		"--session-ttl", "3s", "--heartbeat-interval", "500ms", "--drain-timeout", "7s", "--stabilization-window", "1s",
+		"--max-handoffs", "9", "--max-handoffs-per-worker", "3", "--token", "operator:0123456789abcdef", "--token", "ro:read:fedcba9876543210",
+		"--raft-election-timeout", "2s", "--audit-max-events", "5000", "--max-wait", "1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, c, a := cfg.Raft, cfg.Controller, cfg.API
+	switch {
+	case r.NodeID != "n2", r.DataDir != filepath.Join("data", "n2"), r.RaftAddr != "127.0.0.1:7002", r.AdvertiseAddr != "10.0.0.2:7002",
+		r.Bootstrap, r.ElectionTimeout != 2*time.Second, r.Audit.MaxEvents != 5000:
+		t.Errorf("raft config %+v", r)
+	case c.SessionTTL != 3*time.Second, c.HeartbeatInterval != 500*time.Millisecond, c.DrainTimeout != 7*time.Second,
+		c.StabilizationWindow != time.Second, c.MaxHandoffs != 9, c.MaxHandoffsPerWorker != 3:
+		t.Errorf("controller config %+v", c)
+	case len(a.Tokens) != 2, a.Tokens[0].Role != server.RoleOperator, a.Tokens[1].Name != "ro", a.DrainTimeout != 7*time.Second, a.MaxWait != time.Minute:
+		t.Errorf("api config %+v", a)
+	case cfg.HTTPAddr != "127.0.0.1:7102", len(cfg.Join) != 2, cfg.JoinToken != "0123456789abcdef":
+		t.Errorf("node config %+v", cfg)
+	}
+}
+
+func TestServerFlags_Refused(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no id", []string{"--bootstrap"}, "--id is required"},
+		{"bootstrap and join", []string{"--id", "n1", "--bootstrap", "--join", "http://127.0.0.1:7101"}, "exclude each other"},
+		{"unauthenticated API beyond loopback", []string{"--id", "n1", "--http-addr", "0.0.0.0:7101"}, "not a loopback address"},
+		{"unauthenticated API on every interface", []string{"--id", "n1", "--http-addr", ":7101"}, "not a loopback address"},
+		{"bad token", []string{"--id", "n1", "--token", "admin:x"}, "unknown role"},
+		{"partial TLS", []string{"--id", "n1", "--raft-tls-cert", "c.pem"}, "go together"},
+		{"short token secret", []string{"--id", "n1", "--token", "operator:short"}, "shorter than 16 bytes"},
+		{"session TTL below three heartbeats", []string{"--id", "n1", "--session-ttl", "1s", "--heartbeat-interval", "1s"}, "SessionTTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServer(t, tt.args...)
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a usage error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestServerFlags_TokensAllowAnyAddress(t *testing.T) {
+	if _, err := parseServer(t, "--id", "n1", "--http-addr", "0.0.0.0:7101", "--token", "operator:0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ok := range []string{"127.0.0.1:7101", "[::1]:7101", "localhost:0", "127.0.0.2:1"} {
+		if err := requireLoopback(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
