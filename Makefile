@@ -9,7 +9,7 @@ RAPID_CHECKS_LONG ?= 20000
 RAPID_STEPS       ?= 150
 PKGS          = $(shell $(GO) list ./... | grep -v /proptest)
 
-.PHONY: all build test test-unit test-prop lint bench proptest-long clean demo
+.PHONY: all build test lint bench proptest-long chaos clean demo
 
 all: build
 
@@ -32,8 +32,26 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Benchmarks print one line per figure; each compares against a baseline
+# measured in the same run where one exists (raw hashicorp/raft, raw JetStream
+# pull consumer, the minimum number of moves). Figures go to docs/benchmarks.md.
+BENCH = $(GO) test -run '^$$' -timeout 60m
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=1x -timeout 60m ./...
+	$(BENCH) -bench . -benchtime=3s ./fsm
+	$(BENCH) -bench . ./audit
+	$(BENCH) -bench . ./controller/placement
+	$(BENCH) -bench WriteThroughput ./api/client
+	$(BENCH) -bench Rebalance -benchtime=1x ./controller
+	$(BENCH) -bench Throughput -benchtime=1x ./consumer
+	$(BENCH) -bench Handoffs -benchtime=1000x ./consumer
+	$(BENCH) -bench . -benchtime=1x ./internal/natstest
+
+# Longer fault runs: the linearizability check under leader isolation, kills
+# and restarts for minutes instead of seconds, then the long property run.
+CHAOS_DURATION ?= 5m
+chaos:
+	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
+	$(MAKE) proptest-long
 
 proptest-long:
 	$(GO) test -count=1 -timeout 120m ./proptest -rapid.checks=$(RAPID_CHECKS_LONG) -rapid.steps=$(RAPID_STEPS)
