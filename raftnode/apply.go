@@ -28,6 +28,9 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	if !n.IsLeader() {
 		return fsm.Result{}, n.notLeader()
 	}
+	if err := ctx.Err(); err != nil {
+		return fsm.Result{}, err // nothing proposed
+	}
 	cmd.Time = n.now().UnixNano()
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {

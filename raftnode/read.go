@@ -62,6 +62,9 @@ func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) err
 	if n.stopped() {
 		return ErrShutdown
 	}
+	if err := ctx.Err(); err != nil {
+		return err // do not start raft work (a barrier, a leader check) for nobody
+	}
 	switch c {
 	case Stale:
 	case Default:
