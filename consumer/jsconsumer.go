@@ -34,8 +34,7 @@ func (r *reconciler) ensureFilters(ctx context.Context, want []string) error {
 			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
 			a.metrics.recreations.Inc()
 			r.stopPull()
-			r.exists = false
-			r.recreated(ctx)
+			r.exists, r.lost = false, true
 		case err != nil:
 			return fmt.Errorf("read consumer %s: %w", name, err)
 		default:
@@ -100,6 +99,13 @@ func (r *reconciler) create(ctx context.Context, name string, want []string) err
 	}
 	a.log.Info("consumer created", "consumer", name, "subjects", len(want))
 	r.cons, r.exists, r.paused, r.filters = c, true, false, want
+	if r.lost {
+		// Only now that the new consumer covers the partitions may their
+		// catch-up reads begin: a read that ended before the consumer
+		// existed would miss what was published in between.
+		r.lost = false
+		r.recreated(ctx)
+	}
 	a.metrics.subjectChanges(nil, want)
 	a.metrics.updates.WithLabelValues("success").Inc()
 	a.metrics.subjects.Set(float64(len(want)))

@@ -42,6 +42,7 @@ type reconciler struct {
 	hasAsg  bool
 	parts   map[fsm.PartitionID]*rpart
 	exists  bool // our consumer exists
+	lost    bool // it disappeared: running partitions catch up again once it is recreated
 	paused  bool // pulling stopped for an empty assignment (Limits, EmptyPause)
 	filters []string
 	cons    jetstream.Consumer
