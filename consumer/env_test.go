@@ -154,10 +154,13 @@ func (e *env) crash(id fsm.WorkerID) {
 	a.metrics.unregister()
 }
 
-// publisher publishes to random partitions every interval until stopped, and
-// remembers each message's stream sequence per partition.
+// publisher publishes round-robin over the partitions every interval until
+// stopped, and remembers each message's stream sequence per partition. Stopping
+// waits for the publish in progress: a publish cut off by a cancelled context
+// may still have been stored, and the test would then see a message handled that
+// it never recorded as published.
 func (e *env) publisher(ctx context.Context, every time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
+	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -165,24 +168,25 @@ func (e *env) publisher(ctx context.Context, every time.Duration) (stop func()) 
 		defer tk.Stop()
 		for i := 0; ; i++ {
 			select {
+			case <-quit:
+				return
 			case <-ctx.Done():
 				return
 			case <-tk.C:
 			}
-			e.publishOne(ctx, e.parts[i%len(e.parts)], i)
+			e.publishOne(context.Background(), e.parts[i%len(e.parts)], i)
 		}
 	}()
-	return func() { cancel(); <-done }
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); <-done }) }
 }
 
 func (e *env) publishOne(ctx context.Context, p fsm.PartitionID, i int) {
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ack, err := e.js.Publish(pctx, "orders."+string(p)+".x", []byte(fmt.Sprint(i)))
 	if err != nil {
-		if ctx.Err() == nil {
-			e.t.Errorf("publish: %v", err)
-		}
+		e.t.Errorf("publish: %v", err)
 		return
 	}
 	e.mu.Lock()
