@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/batonhq/baton/api"
@@ -33,7 +32,6 @@ type Server struct {
 	// return then.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -62,11 +60,10 @@ func New(node Node, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close ends every blocking query and audit follow in progress and waits for
-// them. The caller shuts its http.Server down as well.
+// Close ends every blocking query and audit follow in progress. The caller then
+// shuts its http.Server down, which waits for the handlers to return.
 func (s *Server) Close() {
 	s.cancel()
-	s.wg.Wait()
 	if t, ok := s.fwd.Transport.(*http.Transport); ok && s.cfg.Forward == nil {
 		t.CloseIdleConnections()
 	}
@@ -106,8 +103,6 @@ func (s *Server) route(pattern string, methods map[string]method) {
 			s.forward(w, r)
 			return
 		}
-		s.wg.Add(1)
-		defer s.wg.Done()
 		if err := m.handler(w, r, caller); err != nil && !errors.Is(err, errForwarded) {
 			s.fail(w, r, err)
 		}
