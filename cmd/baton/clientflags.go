@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 type clientFlags struct {
 	addr        string
 	token       string
+	caCert      string
 	json        bool
 	consistency string
 	timeout     time.Duration
@@ -37,6 +39,7 @@ func (c *clientFlags) registerConn(f *flagSet) {
 	c.timeout = client.DefaultTimeout
 	f.StringVar(&c.addr, "addr", "http://127.0.0.1:7101", "API base URLs of claim-store nodes, comma-separated (any node will do)")
 	f.StringVar(&c.token, "token", "", "bearer token")
+	f.StringVar(&c.caCert, "ca-cert", "", "PEM CA bundle to trust for https:// addresses (default: the system roots)")
 }
 
 // client returns an API client for the flags.
@@ -45,6 +48,13 @@ func (c *clientFlags) client() (*client.Client, error) {
 	opts := []client.Option{client.WithTimeout(c.timeout)}
 	if c.token != "" {
 		opts = append(opts, client.WithToken(c.token))
+	}
+	if c.caCert != "" {
+		pool, err := certPool("--ca-cert", c.caCert)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		opts = append(opts, client.WithHTTPClient(httpClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
 	}
 	switch strings.ToLower(c.consistency) {
 	case "", "default":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,8 +30,12 @@ type nodeConfig struct {
 	// HTTPAddr is the API's listen address ("host:port"; port 0 picks one).
 	HTTPAddr string
 	// HTTPAdvertise is the API base URL other nodes and clients use
-	// (default: http://<bound listen address>).
+	// (default: http(s)://<bound listen address>).
 	HTTPAdvertise string
+	// HTTPTLS, if set, serves the API over HTTPS; PeerTLS is the client side
+	// used to reach other nodes' APIs (forwarding, joining).
+	HTTPTLS *tls.Config
+	PeerTLS *tls.Config
 	// Join lists API base URLs of existing nodes to join through (empty: do
 	// not join). JoinToken is the operator token for that request.
 	Join      []string
@@ -69,6 +74,11 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		return nil, fmt.Errorf("listen on --http-addr %s: %w", cfg.HTTPAddr, err)
 	}
 	n := &node{log: log, httpAddr: ln.Addr().String(), joined: make(chan struct{}), serveErr: make(chan error, 1)}
+	scheme := "http"
+	if cfg.HTTPTLS != nil {
+		ln = tls.NewListener(ln, cfg.HTTPTLS)
+		scheme = "https"
+	}
 	defer func() {
 		if err != nil {
 			ln.Close()
@@ -81,7 +91,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 			return nil, fmt.Errorf("--http-addr %s listens on every interface: set --http-advertise to the URL other nodes and clients should use", cfg.HTTPAddr)
 		}
-		n.url = "http://" + n.httpAddr
+		n.url = scheme + "://" + n.httpAddr
 	}
 	var reg prometheus.Registerer
 	if cfg.Registry != nil {
@@ -110,6 +120,9 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		ac.Gatherer = cfg.Registry
 	}
 	ac.Logger = log.With("component", "api")
+	if cfg.PeerTLS != nil {
+		ac.Forward = httpClient(cfg.PeerTLS)
+	}
 	if n.api, err = server.New(n.raft, ac); err != nil {
 		return nil, err
 	}
@@ -132,7 +145,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		req := api.JoinRequest{ID: rc.NodeID, RaftAddr: n.raft.RaftAddr(), APIAddr: n.url}
 		go func() {
 			defer close(n.joined)
-			joinLoop(joinCtx, log, cfg.Join, cfg.JoinToken, req)
+			joinLoop(joinCtx, log, cfg.Join, cfg.JoinToken, cfg.PeerTLS, req)
 		}()
 	}
 	return n, nil
@@ -141,8 +154,11 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 // joinLoop asks the cluster at addrs to add this node, with jittered
 // exponential back-off, until it succeeds or ctx ends. Joining is idempotent,
 // so a node restarted with --join simply joins again.
-func joinLoop(ctx context.Context, log *slog.Logger, addrs []string, token string, req api.JoinRequest) {
+func joinLoop(ctx context.Context, log *slog.Logger, addrs []string, token string, peerTLS *tls.Config, req api.JoinRequest) {
 	opts := []client.Option{client.WithRetries(len(addrs)), client.WithTimeout(10 * time.Second)}
+	if peerTLS != nil {
+		opts = append(opts, client.WithHTTPClient(httpClient(peerTLS)))
+	}
 	if token != "" {
 		opts = append(opts, client.WithToken(token))
 	}

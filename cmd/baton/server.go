@@ -52,6 +52,8 @@ type serverFlags struct {
 	tokens                  stringList
 	tokenFile               string
 	tlsCert, tlsKey, tlsCA  string
+	httpCert, httpKey       string
+	httpCA                  string
 	shutdownTimeout         time.Duration
 	logs                    logFlags
 	raft                    raftnode.Config
@@ -78,6 +80,9 @@ func (s *serverFlags) register(f *flagSet) {
 	f.StringVar(&s.tlsCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
 	f.StringVar(&s.tlsKey, "raft-tls-key", "", "PEM private key for --raft-tls-cert")
 	f.StringVar(&s.tlsCA, "raft-tls-ca", "", "PEM CA bundle that signs every node's certificate")
+	f.StringVar(&s.httpCert, "http-tls-cert", "", "PEM certificate: serve the API over HTTPS")
+	f.StringVar(&s.httpKey, "http-tls-key", "", "PEM private key for --http-tls-cert")
+	f.StringVar(&s.httpCA, "http-tls-ca", "", "PEM CA bundle trusted when this node calls other nodes' HTTPS APIs\n(forwarding to the leader, --join); default: the system roots")
 	f.DurationVar(&s.ctrl.SessionTTL, "session-ttl", s.ctrl.SessionTTL, "a worker whose heartbeats stop this long is expired; its partitions fail over")
 	f.DurationVar(&s.ctrl.HeartbeatInterval, "heartbeat-interval", s.ctrl.HeartbeatInterval, "heartbeat interval workers are told to use (session TTL must cover 3)")
 	f.DurationVar(&s.ctrl.DrainTimeout, "drain-timeout", s.ctrl.DrainTimeout, "drain deadline of handoffs (controller's and operator moves' default);\nafter it the handoff is force-committed from the last checkpoint")
@@ -123,6 +128,10 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	httpTLS, peerTLS, err := apiTLS(s.httpCert, s.httpKey, s.httpCA)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nodeConfig{}, &exitError{code: 2, err: err}
 	}
@@ -153,7 +162,7 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	}
 	return nodeConfig{
 		Raft: rc, Controller: s.ctrl, API: ac,
-		HTTPAddr: s.httpAddr, HTTPAdvertise: s.httpAdvertise,
+		HTTPAddr: s.httpAddr, HTTPAdvertise: s.httpAdvertise, HTTPTLS: httpTLS, PeerTLS: peerTLS,
 		Join: s.join, JoinToken: joinToken, Logger: log,
 	}, nil
 }
