@@ -20,6 +20,9 @@ type DryRun struct {
 	Imbalance float64                `json:"imbalance"`
 	Moves     []placement.Move       `json:"moves"`
 	Actions   []Note                 `json:"actions"`
+	// Pending are the handoffs in flight now: "no moves" with handoffs
+	// pending means placement is still converging.
+	Pending []fsm.Handoff `json:"pending,omitempty"`
 	Warnings  []string               `json:"warnings,omitempty"`
 	Rendered  string                 `json:"rendered"`
 }
@@ -45,8 +48,14 @@ func dryRun(cfg Config, v view, now time.Time) (DryRun, error) {
 	if err != nil {
 		return DryRun{}, err
 	}
+	var pending []fsm.Handoff
+	for _, p := range v.partitions {
+		if p.PendingHandoff != nil {
+			pending = append(pending, *p.PendingHandoff)
+		}
+	}
 	return DryRun{
 		Index: v.index, Paused: v.paused, Workers: d.plan.Workers, Imbalance: d.plan.Imbalance,
-		Moves: d.plan.Moves, Actions: d.notes, Warnings: d.plan.Warnings, Rendered: d.plan.Render(),
+		Moves: d.plan.Moves, Actions: d.notes, Pending: pending, Warnings: d.plan.Warnings, Rendered: d.plan.Render(),
 	}, nil
 }
