@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/fsm"
 )
 
 func (s *Server) routes() {
@@ -17,12 +18,22 @@ func (s *Server) routes() {
 	s.route(api.PathWorkers, map[string]method{"GET": get(s.listWorkers)})
 	s.route(api.PathWorker, map[string]method{"GET": get(s.getWorker), "DELETE": op(s.removeWorker)})
 	s.route(api.PathHeartbeat, map[string]method{"POST": work(s.heartbeat)})
-	s.route(api.PathLeave, map[string]method{"POST": work(s.leave)})
+	s.route(api.PathLeave, map[string]method{"POST": work(report(s, "leave", true, func(w fsm.WorkerID, req api.LeaveRequest) fsm.Body {
+		return fsm.Leave{Worker: w, Incarnation: req.Incarnation}
+	}))})
 	s.route(api.PathAssignment, map[string]method{"GET": {role: RoleRead, handler: s.assignment}})
-	s.route(api.PathDrained, map[string]method{"POST": work(s.drained)})
-	s.route(api.PathActivated, map[string]method{"POST": work(s.activated)})
-	s.route(api.PathCheckpoints, map[string]method{"POST": work(s.checkpoints)})
-	s.route(api.PathReleased, map[string]method{"POST": work(s.released)})
+	s.route(api.PathDrained, map[string]method{"POST": work(report(s, "drained", true, func(w fsm.WorkerID, req api.DrainedRequest) fsm.Body {
+		return fsm.Drain{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
+	}))})
+	s.route(api.PathActivated, map[string]method{"POST": work(report(s, "activated", true, func(w fsm.WorkerID, req api.ActivatedRequest) fsm.Body {
+		return fsm.Activate{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
+	}))})
+	s.route(api.PathCheckpoints, map[string]method{"POST": work(report(s, "checkpoint", false, func(w fsm.WorkerID, req api.CheckpointsRequest) fsm.Body {
+		return fsm.Checkpoint{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
+	}))})
+	s.route(api.PathReleased, map[string]method{"POST": work(report(s, "released", true, func(w fsm.WorkerID, req api.ReleasedRequest) fsm.Body {
+		return fsm.Release{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
+	}))})
 	s.route(api.PathCordon, map[string]method{"POST": op(s.cordon)})
 
 	s.route(api.PathPartitions, map[string]method{"GET": get(s.listPartitions), "POST": op(s.declare), "DELETE": op(s.removePartitions)})

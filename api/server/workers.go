@@ -115,21 +115,27 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller string
 	return nil
 }
 
-func (s *Server) leave(w http.ResponseWriter, r *http.Request, caller string) error {
-	wid, err := workerParam(r)
-	if err != nil {
-		return err
+// report serves a worker's own report (leave, drained, activated,
+// checkpoints, released): decode the body, build the command, propose it, and
+// answer with the per-item outcomes (and the events, unless events is false:
+// checkpoint batches would repeat every item back).
+func report[Req any](s *Server, verb string, events bool, body func(fsm.WorkerID, Req) fsm.Body) handler {
+	return func(w http.ResponseWriter, r *http.Request, caller string) error {
+		wid, err := workerParam(r)
+		if err != nil {
+			return err
+		}
+		var req Req
+		if err := s.decode(w, r, &req); err != nil {
+			return err
+		}
+		res, err := s.propose(r, "worker:"+string(wid), verb, body(wid, req))
+		if err != nil {
+			return err
+		}
+		writeResult(w, res, events)
+		return nil
 	}
-	var req api.LeaveRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	res, err := s.propose(r, "worker:"+string(wid), "leave", fsm.Leave{Worker: wid, Incarnation: req.Incarnation})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
 }
 
 func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller string) error {
@@ -138,74 +144,6 @@ func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller str
 		return err
 	}
 	res, err := s.propose(r, "operator:"+caller, "remove worker", fsm.RemoveWorker{Worker: wid})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
-}
-
-func (s *Server) drained(w http.ResponseWriter, r *http.Request, caller string) error {
-	wid, err := workerParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.DrainedRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	res, err := s.propose(r, "worker:"+string(wid), "drained", fsm.Drain{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
-}
-
-func (s *Server) activated(w http.ResponseWriter, r *http.Request, caller string) error {
-	wid, err := workerParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.ActivatedRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	res, err := s.propose(r, "worker:"+string(wid), "activated", fsm.Activate{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
-}
-
-func (s *Server) checkpoints(w http.ResponseWriter, r *http.Request, caller string) error {
-	wid, err := workerParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.CheckpointsRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	res, err := s.propose(r, "worker:"+string(wid), "checkpoint", fsm.Checkpoint{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, false)
-	return nil
-}
-
-func (s *Server) released(w http.ResponseWriter, r *http.Request, caller string) error {
-	wid, err := workerParam(r)
-	if err != nil {
-		return err
-	}
-	var req api.ReleasedRequest
-	if err := s.decode(w, r, &req); err != nil {
-		return err
-	}
-	res, err := s.propose(r, "worker:"+string(wid), "released", fsm.Release{Worker: wid, Incarnation: req.Incarnation, Items: req.Items})
 	if err != nil {
 		return err
 	}
