@@ -22,9 +22,9 @@ type DryRun struct {
 	Actions   []Note                 `json:"actions"`
 	// Pending are the handoffs in flight now: "no moves" with handoffs
 	// pending means placement is still converging.
-	Pending []fsm.Handoff `json:"pending,omitempty"`
-	Warnings  []string               `json:"warnings,omitempty"`
-	Rendered  string                 `json:"rendered"`
+	Pending  []fsm.Handoff `json:"pending,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Rendered string        `json:"rendered"`
 }
 
 // Plan implements the API server's Planner: a dry run on this node's state.
