@@ -73,6 +73,21 @@ func (c *clientFlags) client() (*client.Client, error) {
 	return cl, nil
 }
 
+// connect registers the client flags on f (after any of the verb's own), parses
+// args, and returns the positional arguments, a client and a context bounded by
+// --timeout; done releases both.
+func (c *clientFlags) connect(f *flagSet, args []string) (pos []string, cl *client.Client, ctx context.Context, done func(), err error) {
+	c.register(f)
+	if pos, err = f.parse(args); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if cl, err = c.client(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, cancel := c.ctx()
+	return pos, cl, ctx, func() { cancel(); cl.Close() }, nil
+}
+
 // ctx returns a context bounded by --timeout.
 func (c *clientFlags) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.timeout)

@@ -15,17 +15,11 @@ Shows the answering node's view of the cluster (members, leader, raft and audit
 indexes, readiness) and the claim store's counts: workers by state, partitions by
 phase, pending handoffs, whether rebalancing is paused.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	st, err := cl.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
@@ -155,18 +149,11 @@ func runClusterRemove(args []string) error {
 Takes a claim-store node out of the cluster (operator). Removing the leader makes
 it step down first. Removing a node twice is a no-op.`, 1, 1)
 	var c clientFlags
-	c.register(f)
-	pos, err := f.parse(args)
+	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	if err := cl.RemoveNode(ctx, pos[0]); err != nil {
 		return fmt.Errorf("remove %s: %w", pos[0], err)
 	}

@@ -116,17 +116,11 @@ func runPartitionsList(args []string) error {
 Lists every partition: owner, epoch, phase, where the owner resumed, its last
 checkpoint, pending handoff, pin and subjects.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	var all []fsm.PartitionInfo
 	for p, err := range cl.AllPartitions(ctx) {
 		if err != nil {
@@ -155,18 +149,11 @@ checkpoint, pending handoff, pin and subjects.`, 0, 0)
 func runPartitionsGet(args []string) error {
 	f := newFlags("partitions get", "baton partitions get PARTITION [flags]", "Shows one partition's full state.", 1, 1)
 	var c clientFlags
-	c.register(f)
-	pos, err := f.parse(args)
+	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	p, err := cl.Partition(ctx, fsm.PartitionID(pos[0]))
 	if err != nil {
 		return fmt.Errorf("partition %s: %w", pos[0], err)
@@ -205,18 +192,11 @@ func runPartitionsRemove(args []string) error {
 Removes a partition (operator). Its owner stops processing it. A partition with
 a pending handoff cannot be removed until the handoff ends.`, 1, 1)
 	var c clientFlags
-	c.register(f)
-	pos, err := f.parse(args)
+	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	r, err := cl.RemovePartition(ctx, fsm.PartitionID(pos[0]))
 	return c.printWrite("remove partition "+pos[0], r, err)
 }

@@ -16,17 +16,11 @@ func runWorkers(args []string) error {
 Lists every known worker: incarnation, state, cordon, weight, labels, when it
 joined, and how many partitions it owns.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	wl, err := cl.Workers(ctx)
 	if err != nil {
 		return fmt.Errorf("workers: %w", err)
@@ -65,19 +59,12 @@ hands its partitions to others with graceful handoffs. The worker keeps running
 (stop it once 'baton workers' shows it owns nothing). --undo puts it back in
 service.`, 1, 1)
 	var c clientFlags
-	c.register(f)
 	undo := f.Bool("undo", false, "undrain (uncordon) the worker")
-	pos, err := f.parse(args)
+	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	w := fsm.WorkerID(pos[0])
 	r, err := cl.Cordon(ctx, w, !*undo)
 	what := "drain " + string(w)
@@ -93,18 +80,11 @@ Removes a worker (operator): it is gone at once, and the partitions it owned are
 force-committed to others from their last checkpoints. For a live worker prefer
 'baton drain' and a graceful stop.`, 1, 1)
 	var c clientFlags
-	c.register(f)
-	pos, err := f.parse(args)
+	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	r, err := cl.RemoveWorker(ctx, fsm.WorkerID(pos[0]))
 	return c.printWrite("remove worker "+pos[0], r, err)
 }
@@ -191,17 +171,11 @@ Pauses or resumes voluntary rebalancing cluster-wide. While paused the controlle
 still claims unassigned partitions and fails over those of dead workers, but
 moves nothing for balance.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	r, err := cl.SetRebalance(ctx, paused)
 	return c.printWrite(name+" rebalancing", r, err)
 }
@@ -211,17 +185,11 @@ func runHandoffs(args []string) error {
 Lists pending handoffs: partition, from and to, reason, when prepared, whether
 drained (and through which stream sequence), and the drain deadline.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	hl, err := cl.Handoffs(ctx)
 	if err != nil {
 		return fmt.Errorf("handoffs: %w", err)
@@ -255,17 +223,11 @@ and bounds), the actions it would take now with their reasons, and the actions
 it holds back and why (throttles, pause, stabilization window, no eligible
 worker). Nothing is changed.`, 0, 0)
 	var c clientFlags
-	c.register(f)
-	if _, err := f.parse(args); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	defer done()
 	raw, err := cl.Plan(ctx)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
