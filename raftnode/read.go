@@ -146,56 +146,24 @@ func (n *Node) AppliedIndex() fsm.RaftIndex {
 // WaitIndex blocks until the state's applied index is greater than after, or ctx
 // ends, and returns the applied index then (blocking queries: ?index=N&wait=30s).
 func (n *Node) WaitIndex(ctx context.Context, after fsm.RaftIndex) (fsm.RaftIndex, error) {
-	for {
-		idx, changed := n.machine.index()
-		if idx > after {
-			return idx, nil
-		}
-		select {
-		case <-ctx.Done():
-			return idx, ctx.Err()
-		case <-n.done:
-			return idx, ErrShutdown
-		case <-changed:
-		}
-	}
+	return n.waitFor(ctx, after, n.machine.index)
 }
 
 // WaitAudit blocks until the audit log holds an event after index after, or ctx
 // ends, and returns the audit log's last index then (audit follow).
 func (n *Node) WaitAudit(ctx context.Context, after fsm.RaftIndex) (fsm.RaftIndex, error) {
-	for {
+	return n.waitFor(ctx, after, func() (fsm.RaftIndex, <-chan struct{}) {
+		// The channel first: an apply between the two reads then still wakes us.
 		_, changed := n.machine.index()
-		if last := n.audit.LastIndex(); last > after {
-			return last, nil
-		}
-		select {
-		case <-ctx.Done():
-			return n.audit.LastIndex(), ctx.Err()
-		case <-n.done:
-			return n.audit.LastIndex(), ErrShutdown
-		case <-changed:
-		}
-	}
+		return n.audit.LastIndex(), changed
+	})
 }
 
 // WaitChange blocks until a command after index after changed the state in more
 // than checkpoints (a claim, handoff step, membership or setting), or ctx ends;
 // it returns that index. The controller plans on these changes only.
 func (n *Node) WaitChange(ctx context.Context, after fsm.RaftIndex) (fsm.RaftIndex, error) {
-	for {
-		idx, changed := n.machine.structuralIndex()
-		if idx > after {
-			return idx, nil
-		}
-		select {
-		case <-ctx.Done():
-			return idx, ctx.Err()
-		case <-n.done:
-			return idx, ErrShutdown
-		case <-changed:
-		}
-	}
+	return n.waitFor(ctx, after, n.machine.structuralIndex)
 }
 
 // WorkerIndex returns the last index that changed worker w's assignment (not
@@ -208,19 +176,7 @@ func (n *Node) WorkerIndex(w fsm.WorkerID) fsm.RaftIndex {
 // WaitWorker blocks until a command after index after changed worker w's
 // assignment, or ctx ends; it returns the worker's index then.
 func (n *Node) WaitWorker(ctx context.Context, w fsm.WorkerID, after fsm.RaftIndex) (fsm.RaftIndex, error) {
-	for {
-		idx, changed := n.machine.workerIndex(w)
-		if idx > after {
-			return idx, nil
-		}
-		select {
-		case <-ctx.Done():
-			return idx, ctx.Err()
-		case <-n.done:
-			return idx, ErrShutdown
-		case <-changed:
-		}
-	}
+	return n.waitFor(ctx, after, func() (fsm.RaftIndex, <-chan struct{}) { return n.machine.workerIndex(w) })
 }
 
 // Ready reports nil when the node serves current reads: a leader is known and
@@ -237,4 +193,23 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("%w: applied %d of %d committed", ErrNotReady, applied, commit)
 	}
 	return nil
+}
+
+// waitFor blocks until cur reports an index above after, or ctx ends, and
+// returns the index then. cur returns the index and a channel closed at the next
+// apply, read together so that no apply between them is missed.
+func (n *Node) waitFor(ctx context.Context, after fsm.RaftIndex, cur func() (fsm.RaftIndex, <-chan struct{})) (fsm.RaftIndex, error) {
+	for {
+		idx, changed := cur()
+		if idx > after {
+			return idx, nil
+		}
+		select {
+		case <-ctx.Done():
+			return idx, ctx.Err()
+		case <-n.done:
+			return idx, ErrShutdown
+		case <-changed:
+		}
+	}
 }
