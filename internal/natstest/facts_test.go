@@ -6,6 +6,7 @@ package natstest
 // revisited before the handover code is trusted again.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -972,5 +973,94 @@ func TestFact_PausedResetGivesExactHandoverBoundary(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// (m) Direct gets are answered by whichever member of the "_sys_" queue group
+// the server picks: every replica of the stream and every mirror created with
+// MirrorDirect (once it has copied a message). A responder that lags answers
+// "not found" for what it has not copied; the message-get API is answered by
+// the stream leader only. A batched direct get with next_by_subj streams the
+// subject's messages in order and ends with a 204 EOB status.
+func TestFact_DirectGetsMayBeAnsweredByALaggingMirror(t *testing.T) {
+	nc, js, _ := setup(t, jetstream.LimitsPolicy)
+	ctx := testCtx(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "LAG", Mirror: &jetstream.StreamSource{Name: "S", FilterSubject: "p.sync"},
+		MirrorDirect: true, Storage: jetstream.MemoryStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pub(t, js, "p.sync")
+	a1, a2, a3 := pub(t, js, "p.a"), pub(t, js, "p.a"), pub(t, js, "p.a")
+	direct := func(body string) []*nats.Msg {
+		t.Helper()
+		inbox := nc.NewInbox()
+		sub, err := nc.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		if err := nc.PublishRequest("$JS.API.DIRECT.GET.S", inbox, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		var out []*nats.Msg
+		for {
+			m, err := sub.NextMsg(deadline)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			if m.Header.Get("Status") != "" {
+				return out
+			}
+		}
+	}
+
+	// Ask until each responder has answered once: the origin streams the
+	// batch, the mirror has none of it.
+	answered := map[string][]*nats.Msg{}
+	eventually(t, "both the stream and its mirror answered a direct get", func() (bool, string) {
+		r := direct(fmt.Sprintf(`{"seq":%d,"next_by_subj":"p.a","batch":10}`, a1))
+		who := r[0].Header.Get(jetstream.StreamHeader)
+		if who == "" {
+			who = "404:" + r[0].Header.Get("Status")
+		}
+		answered[who] = r
+		return len(answered) == 2, fmt.Sprint(len(answered), " responders")
+	})
+	origin, ok := answered["S"]
+	if !ok || len(origin) != 4 {
+		t.Fatalf("the stream's answer: %v", answered)
+	}
+	for i, want := range []uint64{a1, a2, a3} {
+		if got := origin[i].Header.Get(jetstream.SequenceHeader); got != fmt.Sprint(want) {
+			t.Fatalf("batch message %d has sequence %s, want %d", i, got, want)
+		}
+		if origin[i].Header.Get("Nats-Num-Pending") == "" {
+			t.Fatalf("batch message %d has no Nats-Num-Pending header", i)
+		}
+	}
+	if eob := origin[3]; eob.Header.Get("Status") != "204" || len(eob.Data) != 0 {
+		t.Fatalf("the batch ends with %v, want a 204 EOB status", eob.Header)
+	}
+	if _, ok := answered["404:404"]; !ok {
+		t.Fatalf("the lagging mirror's answer: %v, want a 404 status", answered)
+	}
+
+	// The message-get API never goes to the mirror.
+	for range 20 {
+		var resp struct {
+			Message *struct {
+				Seq uint64 `json:"seq"`
+			} `json:"message"`
+		}
+		r, err := nc.Request("$JS.API.STREAM.MSG.GET.S", fmt.Appendf(nil, `{"seq":%d,"next_by_subj":"p.a"}`, a1), deadline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(r.Data, &resp); err != nil || resp.Message == nil || resp.Message.Seq != a1 {
+			t.Fatalf("message get answered %s", r.Data)
+		}
 	}
 }
