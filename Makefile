@@ -44,6 +44,7 @@ bench:
 	$(BENCH) -bench Rebalance -benchtime=1x ./controller
 	$(BENCH) -bench Throughput -benchtime=1x ./consumer
 	$(BENCH) -bench Handoffs -benchtime=1000x ./consumer
+	$(BENCH) -bench CatchupRead -benchtime=1x ./consumer
 	$(BENCH) -bench . -benchtime=1x ./internal/natstest
 
 # Longer fault runs: the linearizability check under leader isolation, kills

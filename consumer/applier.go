@@ -52,6 +52,7 @@ type Applier struct {
 	js        jetstream.JetStream
 	streamNm  string
 	stream    jetstream.Stream
+	store     *storeReader
 	retention jetstream.RetentionPolicy
 	handler   Handler
 	opts      options
@@ -131,6 +132,7 @@ func New(ctx context.Context, worker fsm.WorkerID, coord Coordinator, js jetstre
 		closing: make(chan struct{}), emptyCh: make(chan struct{}),
 	}
 	a.metrics = newMetrics(o.registerer, string(worker))
+	a.store = newStoreReader(js, stream, info.Config.AllowDirect, o.catchupWindow, a.metrics.staleReads.Inc)
 	a.health.Store(&healthState{})
 	a.disp = newDispatcher(a)
 	return a, nil

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/natstest"
 	"github.com/batonhq/baton/internal/testcluster"
 )
 
@@ -255,4 +257,74 @@ func pct(ds []time.Duration, p int) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+// BenchmarkCatchupRead reads one partition's backlog (20,000 messages, every
+// fourth message of the stream) the way a catch-up does, three ways in the
+// same run: batched direct gets confirmed by the leader (the applier's read
+// when the stream allows direct gets), the leader's message-get API alone (its
+// read otherwise), and nats.go's GetMsg per message (the applier's read
+// before batching). Reports msgs/s for each and the ratios to GetMsg.
+func BenchmarkCatchupRead(b *testing.B) {
+	const total, subjects = 80_000, 4
+	s := natstest.Start(b)
+	_, js := natstest.Connect(b, s.URL())
+	st := natstest.CreateStream(b, js, "BACKLOG", jetstream.LimitsPolicy, "bl.>")
+	ctx := context.Background()
+	var futures []jetstream.PubAckFuture
+	for i := range total {
+		f, err := js.PublishAsync(fmt.Sprintf("bl.%d", i%subjects), []byte("payload-of-some-sixty-four-bytes-payload-of-some-sixty-four-byte"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		futures = append(futures, f)
+		if len(futures) == 4000 {
+			waitAcks(b, ctx, futures)
+			futures = futures[:0]
+		}
+	}
+	waitAcks(b, ctx, futures)
+	const want = total / subjects
+
+	readAll := func(next func(seq uint64) ([]*jetstream.RawStreamMsg, error)) float64 {
+		start := time.Now()
+		n, seq := 0, uint64(1)
+		for {
+			msgs, err := next(seq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			n += len(msgs)
+			seq = msgs[len(msgs)-1].Sequence + 1
+		}
+		if n != want {
+			b.Fatalf("read %d messages, want %d", n, want)
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	batched := newStoreReader(js, "BACKLOG", true, defaultOptions().catchupWindow, nil)
+	leader := newStoreReader(js, "BACKLOG", false, defaultOptions().catchupWindow, nil)
+	var rb, rl, rg float64
+	for range b.N {
+		rb = readAll(func(seq uint64) ([]*jetstream.RawStreamMsg, error) { return batched.next(ctx, "bl.1", seq) })
+		rl = readAll(func(seq uint64) ([]*jetstream.RawStreamMsg, error) { return leader.next(ctx, "bl.1", seq) })
+		rg = readAll(func(seq uint64) ([]*jetstream.RawStreamMsg, error) {
+			m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject("bl.1"))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return []*jetstream.RawStreamMsg{m}, nil
+		})
+	}
+	b.ReportMetric(rb, "batched_msgs/s")
+	b.ReportMetric(rl, "leader_msgs/s")
+	b.ReportMetric(rg, "getmsg_msgs/s")
+	b.ReportMetric(rb/rg, "batched/getmsg")
+	b.ReportMetric(rl/rg, "leader/getmsg")
 }

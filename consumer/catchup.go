@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,12 +12,13 @@ import (
 // The catch-up read. Adding a subject to a consumer's filter does not rewind it
 // (docs/jetstream-facts.md, fact 1): messages of a newly owned partition that lie
 // behind the consumer's cursor would never be delivered. So after the filter
-// covers the partition, a reader walks the stream from the resume point with
-// next-by-subject gets (fact 11), in sequence order, until it either runs out
-// of messages or reaches the first one the consumer delivered; from then on the
-// consumer has everything. A message published after the read found nothing is
-// above the cursor the consumer had when its filter changed, so the consumer
-// delivers it.
+// covers the partition, a reader walks the stream from the resume point, a
+// batch of next-by-subject reads at a time (fact 11; storeread.go), in sequence
+// order, until it either runs out of messages or reaches the first one the
+// consumer delivered; from then on the consumer has everything. A message
+// published after the read found nothing is above the cursor the consumer had
+// when its filter changed, so the consumer delivers it. "Found nothing" is the
+// stream leader's answer, never a possibly lagging replica's.
 
 func (d *dispatcher) startReader(ctx context.Context, p *part, after fsm.StreamSeq) {
 	if p.cancelReader != nil {
@@ -28,7 +28,7 @@ func (d *dispatcher) startReader(ctx context.Context, p *part, after fsm.StreamS
 	p.cancelReader = cancel
 	credits := make(chan struct{}, d.a.opts.catchupWindow)
 	r := &reader{
-		stream: d.a.stream, part: p.id, gen: p.gen, subjects: p.subjects,
+		store: d.a.store, part: p.id, gen: p.gen, subjects: p.subjects,
 		after: after, credits: credits, out: d.catchups, a: d.a,
 	}
 	d.a.wg.Add(1)
@@ -40,7 +40,7 @@ func (d *dispatcher) startReader(ctx context.Context, p *part, after fsm.StreamS
 
 type reader struct {
 	a        *Applier
-	stream   jetstream.Stream
+	store    *storeReader
 	part     fsm.PartitionID
 	gen      uint64
 	subjects []string
@@ -49,16 +49,20 @@ type reader struct {
 	out      chan<- catchupMsg
 }
 
-// head is the next stored message of one subject, or none.
+// head holds the read-ahead of one subject: the messages read and not yet
+// sent, and where the next read starts. Unless done, buf is not empty.
 type head struct {
-	msg  *jetstream.RawStreamMsg
-	done bool
+	subject string
+	buf     []*jetstream.RawStreamMsg
+	next    uint64
+	done    bool
 }
 
 func (r *reader) run(ctx context.Context) {
 	heads := make([]head, len(r.subjects))
-	for i := range heads {
-		if err := r.fill(ctx, &heads[i], r.subjects[i], uint64(r.after)+1); err != nil {
+	for i, s := range r.subjects {
+		heads[i] = head{subject: s, next: uint64(r.after) + 1}
+		if err := r.fill(ctx, &heads[i]); err != nil {
 			r.send(ctx, catchupMsg{part: r.part, gen: r.gen, err: err})
 			return
 		}
@@ -67,7 +71,7 @@ func (r *reader) run(ctx context.Context) {
 		// The smallest head across the partition's subjects is next.
 		best := -1
 		for i, h := range heads {
-			if !h.done && (best < 0 || h.msg.Sequence < heads[best].msg.Sequence) {
+			if !h.done && (best < 0 || h.buf[0].Sequence < heads[best].buf[0].Sequence) {
 				best = i
 			}
 		}
@@ -75,7 +79,10 @@ func (r *reader) run(ctx context.Context) {
 			r.send(ctx, catchupMsg{part: r.part, gen: r.gen, eof: true})
 			return
 		}
-		m := heads[best].msg
+		h := &heads[best]
+		m := h.buf[0]
+		h.buf[0] = nil
+		h.buf = h.buf[1:]
 		select {
 		case r.credits <- struct{}{}:
 		case <-ctx.Done():
@@ -86,27 +93,29 @@ func (r *reader) run(ctx context.Context) {
 		if !r.send(ctx, catchupMsg{part: r.part, gen: r.gen, d: dl}) {
 			return
 		}
-		if err := r.fill(ctx, &heads[best], r.subjects[best], m.Sequence+1); err != nil {
-			r.send(ctx, catchupMsg{part: r.part, gen: r.gen, err: err})
-			return
+		if len(h.buf) == 0 {
+			if err := r.fill(ctx, h); err != nil {
+				r.send(ctx, catchupMsg{part: r.part, gen: r.gen, err: err})
+				return
+			}
 		}
 	}
 }
 
-// fill reads the first message of subject at or after seq into h, retrying
-// transient errors.
-func (r *reader) fill(ctx context.Context, h *head, subject string, seq uint64) error {
+// fill reads the next batch of h's subject, retrying transient errors; it
+// marks h done when the stream holds no more of it.
+func (r *reader) fill(ctx context.Context, h *head) error {
 	b := newBackoff(20*time.Millisecond, r.a.opts.controlBackoffMax)
 	for attempt := 0; ; attempt++ {
 		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		m, err := r.stream.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subject))
+		msgs, err := r.store.next(gctx, h.subject, h.next)
 		cancel()
 		switch {
-		case err == nil:
-			h.msg, h.done = m, false
+		case err == nil && len(msgs) == 0:
+			h.buf, h.done = nil, true
 			return nil
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			h.msg, h.done = nil, true
+		case err == nil:
+			h.buf, h.next = msgs, msgs[len(msgs)-1].Sequence+1
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()

@@ -20,6 +20,7 @@ const (
 	metricMessages     = "baton_consumer_messages_total"
 	metricHandlerSecs  = "baton_consumer_handler_seconds"
 	metricCatchupReads = "baton_consumer_catchup_reads_total"
+	metricStaleReads   = "baton_consumer_catchup_stale_reads_total"
 	metricCheckpoints  = "baton_consumer_checkpoints_total"
 	metricFenced       = "baton_consumer_fenced_total"
 	metricCleanups     = "baton_consumer_cleanups_total"
@@ -40,6 +41,7 @@ type metrics struct {
 	messages         *prometheus.CounterVec
 	handlerSeconds   prometheus.Histogram
 	catchupReads     prometheus.Counter
+	staleReads       prometheus.Counter
 	checkpoints      prometheus.Counter
 	fenced           prometheus.Counter
 	cleanups         prometheus.Counter
@@ -63,13 +65,15 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 		messages:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricMessages, Help: "Messages by result (processed, retried, dead_lettered, cancelled, stray).", ConstLabels: l}, []string{"result"}),
 		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: metricHandlerSecs, Help: "Handler time per message, retries included.", ConstLabels: l, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}),
 		catchupReads:   prometheus.NewCounter(prometheus.CounterOpts{Name: metricCatchupReads, Help: "Messages read by catch-up gets.", ConstLabels: l}),
-		checkpoints:    prometheus.NewCounter(prometheus.CounterOpts{Name: metricCheckpoints, Help: "Partition checkpoints reported.", ConstLabels: l}),
-		fenced:         prometheus.NewCounter(prometheus.CounterOpts{Name: metricFenced, Help: "Times the worker fenced itself.", ConstLabels: l}),
-		cleanups:       prometheus.NewCounter(prometheus.CounterOpts{Name: metricCleanups, Help: "Gone workers' consumers cleaned or deleted.", ConstLabels: l}),
+		staleReads: prometheus.NewCounter(prometheus.CounterOpts{Name: metricStaleReads,
+			Help: "Catch-up direct gets that found nothing where the stream leader had a message (a lagging replica or mirror answered).", ConstLabels: l}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: metricCheckpoints, Help: "Partition checkpoints reported.", ConstLabels: l}),
+		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: metricFenced, Help: "Times the worker fenced itself.", ConstLabels: l}),
+		cleanups:    prometheus.NewCounter(prometheus.CounterOpts{Name: metricCleanups, Help: "Gone workers' consumers cleaned or deleted.", ConstLabels: l}),
 	}
 	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations,
 		m.iteratorRestarts, m.heartbeatsMissed, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
-		m.catchupReads, m.checkpoints, m.fenced, m.cleanups}
+		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.cleanups}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c)
