@@ -90,10 +90,17 @@ func BenchmarkThroughput(b *testing.B) {
 // publishN publishes n messages round-robin over 16 partitions, asynchronously.
 func publishN(b testing.TB, e *env, format string, n int) {
 	b.Helper()
+	publishAsync(b, e.js, n, func(i int) string { return fmt.Sprintf(format, i%16) }, []byte("x"))
+}
+
+// publishAsync publishes n messages, the i-th on subject(i), with at most 4,000
+// acks outstanding.
+func publishAsync(b testing.TB, js jetstream.JetStream, n int, subject func(int) string, data []byte) {
+	b.Helper()
 	ctx := context.Background()
 	var futures []jetstream.PubAckFuture
 	for i := 0; i < n; i++ {
-		f, err := e.js.PublishAsync(fmt.Sprintf(format, i%16), []byte("x"))
+		f, err := js.PublishAsync(subject(i), data)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -270,20 +277,9 @@ func BenchmarkCatchupRead(b *testing.B) {
 	s := natstest.Start(b)
 	_, js := natstest.Connect(b, s.URL())
 	st := natstest.CreateStream(b, js, "BACKLOG", jetstream.LimitsPolicy, "bl.>")
+	publishAsync(b, js, total, func(i int) string { return fmt.Sprintf("bl.%d", i%subjects) },
+		[]byte("payload-of-some-sixty-four-bytes-payload-of-some-sixty-four-byte"))
 	ctx := context.Background()
-	var futures []jetstream.PubAckFuture
-	for i := range total {
-		f, err := js.PublishAsync(fmt.Sprintf("bl.%d", i%subjects), []byte("payload-of-some-sixty-four-bytes-payload-of-some-sixty-four-byte"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		futures = append(futures, f)
-		if len(futures) == 4000 {
-			waitAcks(b, ctx, futures)
-			futures = futures[:0]
-		}
-	}
-	waitAcks(b, ctx, futures)
 	const want = total / subjects
 
 	readAll := func(next func(seq uint64) ([]*jetstream.RawStreamMsg, error)) float64 {
