@@ -175,7 +175,7 @@ type dispatcher struct {
 	ctx context.Context // the run loop's, for readers started from results
 
 	parts   map[fsm.PartitionID]*part
-	match   *matcher
+	match   *fsm.SubjectIndex
 	nextGen uint64
 	fenced  bool
 	ready   []fsm.PartitionID
@@ -192,7 +192,7 @@ type dispatcher struct {
 
 func newDispatcher(a *Applier) *dispatcher {
 	return &dispatcher{
-		a: a, parts: make(map[fsm.PartitionID]*part), match: newMatcher(),
+		a: a, parts: make(map[fsm.PartitionID]*part), match: fsm.NewSubjectIndex(),
 		// in: one pull batch; catchups: the readers' windows are bounded by
 		// credits, this only decouples them; done/work: one per worker.
 		in:       make(chan jetstream.Msg, a.opts.batch),
@@ -296,7 +296,7 @@ func (d *dispatcher) onDelivery(m jetstream.Msg) {
 		return // not a JetStream message; nothing to ack
 	}
 	seq := fsm.StreamSeq(meta.Sequence.Stream)
-	id, ok := d.match.match(m.Subject())
+	id, ok := d.match.Overlap(m.Subject())
 	p := d.parts[id]
 	if !ok || p == nil {
 		d.stray(m)
@@ -489,10 +489,10 @@ func (d *dispatcher) halt(p *part) {
 }
 
 func (d *dispatcher) rebuildMatcher() {
-	d.match = newMatcher()
+	d.match = fsm.NewSubjectIndex()
 	for _, p := range d.parts {
 		for _, s := range p.subjects {
-			d.match.add(s, p.id)
+			d.match.Add(s, p.id)
 		}
 	}
 }

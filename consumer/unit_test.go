@@ -56,12 +56,14 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestMatcher: a delivered message's concrete subject routes to the one
+// partition whose pattern matches it.
 func TestMatcher(t *testing.T) {
-	m := newMatcher()
-	m.add("orders.p1.>", "p1")
-	m.add("orders.p2.created", "p2")
-	m.add("orders.*.eu", "p3")
-	m.add("billing", "p4")
+	m := fsm.NewSubjectIndex()
+	m.Add("orders.p1.>", "p1")
+	m.Add("orders.p2.created", "p2")
+	m.Add("orders.*.eu", "p3")
+	m.Add("billing", "p4")
 	tests := map[string]fsm.PartitionID{
 		"orders.p1.x": "p1", "orders.p1.x.y": "p1", "orders.p1": "",
 		"orders.p2.created": "p2", "orders.p2.updated": "",
@@ -69,7 +71,7 @@ func TestMatcher(t *testing.T) {
 		"billing": "p4", "billing.x": "", "other": "",
 	}
 	for subject, want := range tests {
-		got, ok := m.match(subject)
+		got, ok := m.Overlap(subject)
 		if got != want || ok != (want != "") {
 			t.Errorf("match(%q) = %q, %v; want %q", subject, got, ok, want)
 		}

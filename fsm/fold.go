@@ -43,7 +43,7 @@ func (s *State) fold(ev Event) {
 				ResumeAfter: spec.StartAfter, Checkpoint: spec.StartAfter, DeclaredIndex: ev.Index,
 			}
 			for _, sub := range spec.Subjects {
-				s.subjects.add(sub, spec.ID)
+				s.subjects.Add(sub, spec.ID)
 			}
 		}
 	case PartitionRemoved:
@@ -53,7 +53,7 @@ func (s *State) fold(ev Event) {
 		s.setOwner(p, "")
 		s.setLingerers(p, nil)
 		for _, sub := range p.Subjects {
-			s.subjects.remove(sub)
+			s.subjects.Remove(sub)
 		}
 		delete(s.partitions, p.ID)
 		s.pruneIfDone(owner)

@@ -9,7 +9,7 @@ import (
 func (a *applier) declare(b Declare) {
 	s := a.s
 	var specs []PartitionSpec
-	batch := newSubjectIndex() // subjects of this batch, to catch overlaps within it
+	batch := NewSubjectIndex() // subjects of this batch, to catch overlaps within it
 	seen := make(map[PartitionID]int, len(b.Partitions))
 	for i, in := range b.Partitions {
 		spec, err := s.checkSpec(in)
@@ -45,7 +45,7 @@ func (a *applier) declare(b Declare) {
 			continue
 		}
 		for _, sub := range spec.Subjects {
-			batch.add(sub, spec.ID)
+			batch.Add(sub, spec.ID)
 		}
 		seen[spec.ID] = len(specs)
 		specs = append(specs, spec)
@@ -76,22 +76,22 @@ func (s *State) checkSpec(in PartitionSpec) (PartitionSpec, *RejectError) {
 	}
 	out.Subjects = slices.Clone(in.Subjects)
 	slices.Sort(out.Subjects)
-	own := newSubjectIndex()
+	own := NewSubjectIndex()
 	for _, sub := range out.Subjects {
 		if !validSubject(sub) {
 			return in, reject(CodeInvalidArgument, "partition %s: invalid subject %q", in.ID, sub)
 		}
-		if _, hit := own.overlap(sub); hit {
+		if _, hit := own.Overlap(sub); hit {
 			return in, reject(CodeSubjectOverlap, "partition %s: subject %q overlaps another of its subjects", in.ID, sub)
 		}
-		own.add(sub, in.ID)
+		own.Add(sub, in.ID)
 	}
 	return out, nil
 }
 
-func overlapCheck(x *subjectIndex, spec PartitionSpec) *RejectError {
+func overlapCheck(x *SubjectIndex, spec PartitionSpec) *RejectError {
 	for _, sub := range spec.Subjects {
-		if other, hit := x.overlap(sub); hit {
+		if other, hit := x.Overlap(sub); hit {
 			return reject(CodeSubjectOverlap, "partition %s: subject %q overlaps partition %s", spec.ID, sub, other)
 		}
 	}

@@ -361,12 +361,12 @@ func (s *State) rebuildIndexes() error {
 			if !validSubject(sub) {
 				return fmt.Errorf("partition %s: invalid subject %q", id, sub)
 			}
-			if other, hit := s.subjects.overlap(sub); hit {
+			if other, hit := s.subjects.Overlap(sub); hit {
 				return fmt.Errorf("partition %s: subject %q overlaps %s", id, sub, other)
 			}
 		}
 		for _, sub := range p.Subjects {
-			s.subjects.add(sub, id)
+			s.subjects.Add(sub, id)
 		}
 		if p.Owner != "" {
 			owner := p.Owner

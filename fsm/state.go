@@ -99,7 +99,7 @@ type State struct {
 	// Derived indexes, rebuilt on restore and never encoded.
 	owned     map[WorkerID]map[PartitionID]struct{} // partitions by Owner
 	lingering map[WorkerID]map[PartitionID]struct{} // partitions by Lingerers' workers
-	subjects  *subjectIndex
+	subjects  *SubjectIndex
 }
 
 // New returns an empty state bounded by cfg.
@@ -120,7 +120,7 @@ func newState(cfg Config) *State {
 		requests:   newRequestTable(),
 		owned:      make(map[WorkerID]map[PartitionID]struct{}),
 		lingering:  make(map[WorkerID]map[PartitionID]struct{}),
-		subjects:   newSubjectIndex(),
+		subjects:   NewSubjectIndex(),
 	}
 }
 

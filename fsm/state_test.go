@@ -102,9 +102,9 @@ func TestRequestTable_CompactsLongRuns(t *testing.T) {
 
 func TestSubjectIndex_Overlap(t *testing.T) {
 	stored := []string{"orders.1.>", "orders.2.created", "billing.*", "ship.*.eu"}
-	x := newSubjectIndex()
+	x := NewSubjectIndex()
 	for i, s := range stored {
-		x.add(s, PartitionID(fmt.Sprintf("p%d", i)))
+		x.Add(s, PartitionID(fmt.Sprintf("p%d", i)))
 	}
 	tests := []struct {
 		subject string
@@ -129,17 +129,17 @@ func TestSubjectIndex_Overlap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.subject, func(t *testing.T) {
-			got, ok := x.overlap(tt.subject)
+			got, ok := x.Overlap(tt.subject)
 			if (tt.want == "") == ok || got != tt.want {
 				t.Fatalf("overlap(%q) = %q, %v; want %q", tt.subject, got, ok, tt.want)
 			}
 		})
 	}
-	x.remove("orders.1.>")
-	if _, ok := x.overlap("orders.1.x"); ok {
+	x.Remove("orders.1.>")
+	if _, ok := x.Overlap("orders.1.x"); ok {
 		t.Fatal("removed subject still overlaps")
 	}
-	if _, ok := x.overlap("orders.2.created"); !ok {
+	if _, ok := x.Overlap("orders.2.created"); !ok {
 		t.Fatal("remove dropped a sibling")
 	}
 }

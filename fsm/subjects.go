@@ -35,11 +35,14 @@ func validSubject(s string) bool {
 	return true
 }
 
-// subjectIndex finds which partition, if any, already covers a subject that a new
-// partition would overlap. Two partitions may never overlap: a message matching
-// both would have two owners. The index is a token trie; wildcards on either side
-// are matched as JetStream matches filters.
-type subjectIndex struct {
+// SubjectIndex maps subject patterns to the partitions that own them and finds
+// which partition, if any, a subject overlaps. The state machine uses it to
+// refuse a partition that would overlap another (a message matching both would
+// have two owners); the applier uses it to route a delivered message, whose
+// concrete subject overlaps exactly the pattern that matches it. The index is a
+// token trie; wildcards on either side are matched as JetStream matches filters.
+// It is not safe for concurrent use.
+type SubjectIndex struct {
 	root *subjectNode
 }
 
@@ -48,9 +51,11 @@ type subjectNode struct {
 	owner    PartitionID // set when a subject ends at this node
 }
 
-func newSubjectIndex() *subjectIndex { return &subjectIndex{root: &subjectNode{}} }
+// NewSubjectIndex returns an empty index.
+func NewSubjectIndex() *SubjectIndex { return &SubjectIndex{root: &subjectNode{}} }
 
-func (x *subjectIndex) add(subject string, p PartitionID) {
+// Add records that p owns subject.
+func (x *SubjectIndex) Add(subject string, p PartitionID) {
 	n := x.root
 	for _, t := range strings.Split(subject, ".") {
 		if n.children == nil {
@@ -66,7 +71,8 @@ func (x *subjectIndex) add(subject string, p PartitionID) {
 	n.owner = p
 }
 
-func (x *subjectIndex) remove(subject string) {
+// Remove forgets subject's owner.
+func (x *SubjectIndex) Remove(subject string) {
 	toks := strings.Split(subject, ".")
 	path := make([]*subjectNode, 0, len(toks)+1)
 	n := x.root
@@ -89,9 +95,9 @@ func (x *subjectIndex) remove(subject string) {
 	}
 }
 
-// overlap returns a partition owning a subject that overlaps subject, if any. The
+// Overlap returns a partition owning a subject that overlaps subject, if any. The
 // smallest such partition id is returned, so the answer is deterministic.
-func (x *subjectIndex) overlap(subject string) (PartitionID, bool) {
+func (x *SubjectIndex) Overlap(subject string) (PartitionID, bool) {
 	var found []PartitionID
 	x.root.overlap(strings.Split(subject, "."), &found)
 	if len(found) == 0 {
