@@ -21,12 +21,7 @@ func (s *Server) declare(w http.ResponseWriter, r *http.Request, caller string) 
 	if len(req.Partitions) == 0 {
 		return api.Errorf(api.CodeBadRequest, "no partitions to declare")
 	}
-	res, err := s.propose(r, "operator:"+caller, "declare partitions", fsm.Declare{Partitions: req.Partitions})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, false)
-	return nil
+	return s.operate(w, r, caller, "declare partitions", fsm.Declare{Partitions: req.Partitions}, false)
 }
 
 func (s *Server) removePartitions(w http.ResponseWriter, r *http.Request, caller string) error {
@@ -37,12 +32,7 @@ func (s *Server) removePartitions(w http.ResponseWriter, r *http.Request, caller
 	if len(req.Partitions) == 0 {
 		return api.Errorf(api.CodeBadRequest, "no partitions to remove")
 	}
-	res, err := s.propose(r, "operator:"+caller, "remove partitions", fsm.RemovePartitions{Partitions: req.Partitions})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
+	return s.operate(w, r, caller, "remove partitions", fsm.RemovePartitions{Partitions: req.Partitions}, true)
 }
 
 func (s *Server) removePartition(w http.ResponseWriter, r *http.Request, caller string) error {
@@ -196,12 +186,7 @@ func (s *Server) pin(w http.ResponseWriter, r *http.Request, caller string) erro
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	res, err := s.propose(r, "operator:"+caller, "pin", fsm.Pin{Partition: fsm.PartitionID(r.PathValue("id")), Worker: req.Worker})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
+	return s.operate(w, r, caller, "pin", fsm.Pin{Partition: fsm.PartitionID(r.PathValue("id")), Worker: req.Worker}, true)
 }
 
 func (s *Server) rebalance(w http.ResponseWriter, r *http.Request, caller string) error {
@@ -213,12 +198,7 @@ func (s *Server) rebalance(w http.ResponseWriter, r *http.Request, caller string
 	if req.Paused {
 		cause = "pause rebalancing"
 	}
-	res, err := s.propose(r, "operator:"+caller, cause, fsm.SetRebalance{Paused: req.Paused})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
+	return s.operate(w, r, caller, cause, fsm.SetRebalance{Paused: req.Paused}, true)
 }
 
 func (s *Server) listHandoffs(w http.ResponseWriter, r *http.Request, caller string) error {

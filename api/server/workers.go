@@ -33,6 +33,17 @@ func (s *Server) propose(r *http.Request, actor, cause string, body fsm.Body) (f
 
 // writeResult answers a write: the index, per-item errors, and (unless omitted)
 // the events.
+// operate proposes an operator's command and answers with its result, with
+// the events it produced when events is set.
+func (s *Server) operate(w http.ResponseWriter, r *http.Request, caller, cause string, body fsm.Body, events bool) error {
+	res, err := s.propose(r, "operator:"+caller, cause, body)
+	if err != nil {
+		return err
+	}
+	writeResult(w, res, events)
+	return nil
+}
+
 func writeResult(w http.ResponseWriter, res fsm.Result, events bool) {
 	out := api.WriteResponse{Index: res.Index, Duplicate: res.Duplicate}
 	if res.Items != nil {
@@ -143,12 +154,7 @@ func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller str
 	if err != nil {
 		return err
 	}
-	res, err := s.propose(r, "operator:"+caller, "remove worker", fsm.RemoveWorker{Worker: wid})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
+	return s.operate(w, r, caller, "remove worker", fsm.RemoveWorker{Worker: wid}, true)
 }
 
 func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller string) error {
@@ -164,12 +170,7 @@ func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller string) e
 	if req.On {
 		cause = "drain worker for maintenance"
 	}
-	res, err := s.propose(r, "operator:"+caller, cause, fsm.Cordon{Worker: wid, On: req.On})
-	if err != nil {
-		return err
-	}
-	writeResult(w, res, true)
-	return nil
+	return s.operate(w, r, caller, cause, fsm.Cordon{Worker: wid, On: req.On}, true)
 }
 
 func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, caller string) error {
