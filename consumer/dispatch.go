@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -308,7 +309,7 @@ func (d *dispatcher) onDelivery(m jetstream.Msg) {
 			d.duplicate(p, m, seq)
 			return
 		}
-		i, found := slices.BinarySearchFunc(p.held, seq, func(h *delivery, s fsm.StreamSeq) int { return cmpSeq(h.seq, s) })
+		i, found := slices.BinarySearchFunc(p.held, seq, func(h *delivery, s fsm.StreamSeq) int { return cmp.Compare(h.seq, s) })
 		if !found {
 			p.held = slices.Insert(p.held, i, fromMsg(m, seq))
 		}
@@ -353,16 +354,6 @@ func fromMsg(m jetstream.Msg, seq fsm.StreamSeq) *delivery {
 		dl.time = meta.Timestamp
 	}
 	return dl
-}
-
-func cmpSeq(a, b fsm.StreamSeq) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // onCatchup takes a message (or the end) from a partition's catch-up reader.
@@ -572,7 +563,7 @@ func (d *dispatcher) onCtrl(ctx context.Context, r ctrlReq) ctrlReply {
 		for _, p := range d.parts {
 			out = append(out, progress{part: p.id, epoch: p.epoch, processed: p.processed, mode: p.mode})
 		}
-		slices.SortFunc(out, func(a, b progress) int { return cmpString(string(a.part), string(b.part)) })
+		slices.SortFunc(out, func(a, b progress) int { return cmp.Compare(a.part, b.part) })
 		return ctrlReply{progress: out}
 	}
 	return ctrlReply{}
@@ -591,14 +582,4 @@ func (d *dispatcher) restart(ctx context.Context, p *part) {
 	}
 	p.lastDispatched = p.processed
 	d.startReader(ctx, p, p.processed)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

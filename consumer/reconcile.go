@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,7 +253,7 @@ func sortedParts(m map[fsm.PartitionID]fsm.AssignedPartition) []fsm.AssignedPart
 	for _, p := range m {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b fsm.AssignedPartition) int { return cmpString(string(a.Partition), string(b.Partition)) })
+	slices.SortFunc(out, func(a, b fsm.AssignedPartition) int { return cmp.Compare(a.Partition, b.Partition) })
 	return out
 }
 

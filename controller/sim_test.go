@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -216,7 +217,7 @@ func (w *simWorker) Stuck() []fsm.DrainItem {
 		}
 		out = append(out, it)
 	}
-	slices.SortFunc(out, func(a, b fsm.DrainItem) int { return cmpID(a.Partition, b.Partition) })
+	slices.SortFunc(out, func(a, b fsm.DrainItem) int { return cmp.Compare(a.Partition, b.Partition) })
 	return out
 }
 
@@ -490,14 +491,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func cmpID[T ~string](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
 )
 
@@ -210,7 +211,7 @@ func (s *State) handoffsTo(w WorkerID) []*Handoff {
 			out = append(out, h)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Handoff) int { return cmpUint(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *Handoff) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -236,16 +237,6 @@ func (s *State) lingers(w WorkerID, inc Incarnation) bool {
 		}
 	}
 	return false
-}
-
-func cmpUint[T ~uint64 | ~uint32](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func maxSeq(a, b StreamSeq) StreamSeq {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -157,7 +158,7 @@ func (s *State) Handoffs() []Handoff {
 	for _, h := range s.handoffs {
 		out = append(out, *h)
 	}
-	slices.SortFunc(out, func(a, b Handoff) int { return cmpUint(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Handoff) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
