@@ -150,6 +150,16 @@ func currentGen(tx *bbolt.Tx) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// openCurrent opens the current generation's buckets in tx.
+func openCurrent(tx *bbolt.Tx) (*buckets, uint64, error) {
+	gen, err := currentGen(tx)
+	if err != nil {
+		return nil, 0, err
+	}
+	bs, err := openGen(tx, gen)
+	return bs, gen, err
+}
+
 // openGen opens generation gen's buckets in tx.
 func openGen(tx *bbolt.Tx, gen uint64) (*buckets, error) {
 	g := tx.Bucket(genName(gen))

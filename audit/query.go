@@ -199,11 +199,7 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	}
 	var page Page
 	err := l.db.View(func(tx *bbolt.Tx) error {
-		gen, err := currentGen(tx)
-		if err != nil {
-			return err
-		}
-		bs, err := openGen(tx, gen)
+		bs, _, err := openCurrent(tx)
 		if err != nil {
 			return err
 		}

@@ -327,11 +327,7 @@ func (l *Log) Replay() (*fsm.State, error) {
 	}
 	var s *fsm.State
 	err := l.db.View(func(tx *bbolt.Tx) error {
-		gen, err := currentGen(tx)
-		if err != nil {
-			return err
-		}
-		bs, err := openGen(tx, gen)
+		bs, _, err := openCurrent(tx)
 		if err != nil {
 			return err
 		}

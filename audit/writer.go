@@ -29,11 +29,7 @@ type writer struct {
 }
 
 func (l *Log) writer(tx *bbolt.Tx, hold bool) (*writer, error) {
-	gen, err := currentGen(tx)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := openGen(tx, gen)
+	bs, gen, err := openCurrent(tx)
 	if err != nil {
 		return nil, err
 	}
