@@ -4,15 +4,6 @@ import (
 	"hash/fnv"
 )
 
-// Header field bounds, in bytes.
-const (
-	maxRequestIDLen = 128
-	maxActorLen     = 128
-	maxCauseLen     = 256
-	maxReasonLen    = 128
-	maxIDLen        = 128
-)
-
 // Result is what Apply returns for one command.
 type Result struct {
 	// Index is the raft index the command was applied at. For a duplicate it is
@@ -132,12 +123,12 @@ func (s *State) validateHeader(cmd Command) error {
 	switch {
 	case cmd.Body == nil:
 		return reject(CodeInvalidArgument, "command has no body")
-	case len(cmd.RequestID) > maxRequestIDLen:
-		return reject(CodeInvalidArgument, "request id longer than %d bytes", maxRequestIDLen)
-	case len(cmd.Actor) > maxActorLen:
-		return reject(CodeInvalidArgument, "actor longer than %d bytes", maxActorLen)
-	case len(cmd.Cause) > maxCauseLen:
-		return reject(CodeInvalidArgument, "cause longer than %d bytes", maxCauseLen)
+	case len(cmd.RequestID) > MaxRequestIDLen:
+		return reject(CodeInvalidArgument, "request id longer than %d bytes", MaxRequestIDLen)
+	case len(cmd.Actor) > MaxActorLen:
+		return reject(CodeInvalidArgument, "actor longer than %d bytes", MaxActorLen)
+	case len(cmd.Cause) > MaxCauseLen:
+		return reject(CodeInvalidArgument, "cause longer than %d bytes", MaxCauseLen)
 	case cmd.Time < 0:
 		return reject(CodeInvalidArgument, "negative command time")
 	}

@@ -78,7 +78,10 @@ type Join struct {
 }
 
 // Label is one key=value pair describing a worker (zone, host, ...).
-type Label struct{ Key, Value string }
+type Label struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
 
 // Leave starts a graceful leave: the worker receives nothing new and goes once its
 // partitions are handed off. A worker that owns nothing leaves at once.

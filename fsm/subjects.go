@@ -5,14 +5,11 @@ import (
 	"strings"
 )
 
-// maxSubjectLen bounds one subject, in bytes.
-const maxSubjectLen = 255
-
 // validSubject reports whether s is a JetStream subject or filter: non-empty
 // dot-separated tokens without whitespace, "*" only as a whole token and ">" only
 // as the whole last token.
 func validSubject(s string) bool {
-	if s == "" || len(s) > maxSubjectLen {
+	if s == "" || len(s) > MaxSubjectLen {
 		return false
 	}
 	toks := strings.Split(s, ".")

@@ -5,7 +5,7 @@ package fsm
 // subject templates and worker ids into consumer names, so nothing that is
 // special to NATS (whitespace, '*', '>') may appear.
 func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen {
+	if s == "" || len(s) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -34,15 +34,15 @@ func checkPartitionID(p PartitionID) *RejectError {
 }
 
 func checkReason(r string) *RejectError {
-	if len(r) > maxReasonLen {
-		return reject(CodeInvalidArgument, "reason longer than %d bytes", maxReasonLen)
+	if len(r) > MaxReasonLen {
+		return reject(CodeInvalidArgument, "reason longer than %d bytes", MaxReasonLen)
 	}
 	return nil
 }
 
 // validLabelKey: 1 to 63 bytes of letters, digits, '-', '_', '.', '/'.
 func validLabelKey(k string) bool {
-	if k == "" || len(k) > 63 {
+	if k == "" || len(k) > MaxLabelKeyLen {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
@@ -55,8 +55,6 @@ func validLabelKey(k string) bool {
 	}
 	return true
 }
-
-const maxLabelValueLen = 255
 
 // lookupPartition returns the partition or an unknown_partition rejection.
 func (s *State) lookupPartition(id PartitionID) (*Partition, *RejectError) {

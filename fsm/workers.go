@@ -54,8 +54,8 @@ func canonicalLabels(in []Label, max int) ([]Label, *RejectError) {
 		if !validLabelKey(l.Key) {
 			return nil, reject(CodeInvalidArgument, "invalid label key %q", l.Key)
 		}
-		if len(l.Value) > maxLabelValueLen {
-			return nil, reject(CodeInvalidArgument, "label %s value longer than %d bytes", l.Key, maxLabelValueLen)
+		if len(l.Value) > MaxLabelValueLen {
+			return nil, reject(CodeInvalidArgument, "label %s value longer than %d bytes", l.Key, MaxLabelValueLen)
 		}
 		if i > 0 && out[i-1].Key == l.Key {
 			return nil, reject(CodeInvalidArgument, "duplicate label key %q", l.Key)
@@ -145,15 +145,12 @@ func (a *applier) finishLeave(id WorkerID) {
 	a.emit(WorkerLeft{Worker: id, Incarnation: w.Incarnation, Reason: LeftLeave})
 }
 
-// maxAddrLen bounds a node's API address.
-const maxAddrLen = 256
-
 func (a *applier) registerNode(b RegisterNode) *RejectError {
 	if !validID(b.Node) {
 		return reject(CodeInvalidArgument, "invalid node id %q", b.Node)
 	}
-	if b.APIAddr == "" || len(b.APIAddr) > maxAddrLen {
-		return reject(CodeInvalidArgument, "node %s: API address must be 1 to %d bytes", b.Node, maxAddrLen)
+	if b.APIAddr == "" || len(b.APIAddr) > MaxAddrLen {
+		return reject(CodeInvalidArgument, "node %s: API address must be 1 to %d bytes", b.Node, MaxAddrLen)
 	}
 	if a.s.nodes[b.Node] != b.APIAddr {
 		a.emit(NodeRegistered(b))

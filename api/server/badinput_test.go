@@ -293,7 +293,7 @@ func semanticCases(f *fixture) []badCase {
 		w("move to its owner", "/v1/partitions/p4/move", `{"to":"w1"}`, 400, string(fsm.CodeSameWorker)),
 		w("move to a cordoned worker", "/v1/partitions/p4/move", `{"to":"w3"}`, 409, string(fsm.CodeWorkerCordoned)),
 		w("register without a worker id", "/v1/workers/register", `{"worker":""}`, 400, string(fsm.CodeInvalidArgument)),
-		w("register with a bad label", "/v1/workers/register", `{"worker":"w9","labels":[{"Key":"","Value":"x"}]}`, 400, string(fsm.CodeInvalidArgument)),
+		w("register with a bad label", "/v1/workers/register", `{"worker":"w9","labels":[{"key":"","value":"x"}]}`, 400, string(fsm.CodeInvalidArgument)),
 		item("declare overlapping subjects", "/v1/partitions", `{"partitions":[{"id":"p9","subjects":["s.p4.>"]}]}`, 409, string(fsm.CodeSubjectOverlap)),
 		item("redeclare with another spec", "/v1/partitions", `{"partitions":[{"id":"p4","subjects":["s.other.>"]}]}`, 409, string(fsm.CodePartitionExists)),
 		{name: "declare nothing", method: "POST", path: "/v1/partitions", body: `{"partitions":[]}`, status: 400, code: api.CodeBadRequest},
