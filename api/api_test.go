@@ -65,6 +65,7 @@ func TestEvent_JSONRoundTripEveryType(t *testing.T) {
 		fsm.RebalanceSet{Paused: true},
 		fsm.NodeRegistered{Node: "n1", APIAddr: "http://x"},
 		fsm.NodeRemoved{Node: "n1"},
+		fsm.EntryRejected{Command: fsm.CmdJoin, Code: fsm.CodeInvalidArgument, Reason: "worker: invalid worker id"},
 	}
 	if len(bodies) != len(fsm.EventTypes()) {
 		t.Fatalf("%d samples for %d event types", len(bodies), len(fsm.EventTypes()))

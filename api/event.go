@@ -16,21 +16,6 @@ type Event struct {
 	fsm.Event
 }
 
-// bodyTypes maps an event type to its body's Go type, for decoding.
-var bodyTypes = func() map[fsm.EventType]reflect.Type {
-	m := make(map[fsm.EventType]reflect.Type)
-	for _, b := range []fsm.EventBody{
-		fsm.WorkerJoined{}, fsm.LeaveStarted{}, fsm.WorkerLeft{}, fsm.WorkerCordoned{},
-		fsm.PartitionsDeclared{}, fsm.PartitionRemoved{}, fsm.Claimed{}, fsm.Prepared{},
-		fsm.Drained{}, fsm.Committed{}, fsm.Activated{}, fsm.Aborted{}, fsm.Released{},
-		fsm.Checkpointed{}, fsm.PartitionPinned{}, fsm.RebalanceSet{}, fsm.NodeRegistered{},
-		fsm.NodeRemoved{},
-	} {
-		m[b.Type()] = reflect.TypeOf(b)
-	}
-	return m
-}()
-
 // MarshalJSON flattens meta and body into one object.
 func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Body == nil {
@@ -69,11 +54,11 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	rt, ok := bodyTypes[t]
+	zero, ok := fsm.NewEventBody(t)
 	if !ok {
 		return fmt.Errorf("api: no body type for event %s", t)
 	}
-	body := reflect.New(rt)
+	body := reflect.New(reflect.TypeOf(zero))
 	if err := json.Unmarshal(b, body.Interface()); err != nil {
 		return fmt.Errorf("api: event %s: %w", t, err)
 	}

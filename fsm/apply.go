@@ -1,7 +1,8 @@
 package fsm
 
 import (
-	"hash/fnv"
+	"errors"
+	"fmt"
 )
 
 // Result is what Apply returns for one command.
@@ -50,24 +51,64 @@ func (r Result) FirstError() error {
 	return nil
 }
 
+// ApplyEntry decodes the data of a committed log entry and applies it at raft
+// index idx and term, as Apply does.
+//
+// An entry that does not decode (malformed, or a field beyond its limit) is
+// refused exactly like a command that fails Config.CheckCommand: the result
+// carries the rejection and one EntryRejected event, and nothing else changes.
+// Every replica does the same with the same bytes, so no committed entry can
+// stop a node. ApplyEntry returns an error, and changes nothing, only when this
+// replica must not go on: the bytes fail their checksum (ErrChecksum: they were
+// corrupted here, and the other replicas hold the real ones), or a newer build
+// wrote them (ErrUnsupportedVersion, ErrUnknownCommand) and this one cannot
+// apply them as that build does.
+func (s *State) ApplyEntry(idx RaftIndex, term uint64, data []byte) (Result, error) {
+	cmd, err := DecodeCommand(data)
+	switch {
+	case err == nil:
+		return s.Apply(idx, term, cmd), nil
+	case errors.Is(err, ErrChecksum), errors.Is(err, ErrUnsupportedVersion), errors.Is(err, ErrUnknownCommand):
+		return Result{}, fmt.Errorf("fsm: entry %d: %w", idx, err)
+	}
+	if idx <= s.applied {
+		return Result{Index: idx, Err: reject(CodeInvalidArgument, "index %d already applied (at %d)", idx, s.applied)}, nil
+	}
+	s.applied, s.term = idx, term
+	var t CommandType
+	if len(data) > 1 {
+		t = CommandType(data[1])
+	}
+	return s.refuse(idx, term, 0, t, reject(CodeInvalidArgument, "undecodable entry: %v", err)), nil
+}
+
 // Apply applies one committed command at raft index idx and term.
 //
-// It validates the command against the state, produces events, folds them, and
-// returns them. A rejected command, or a rejected item of a batch command, changes
-// nothing but the applied index. The index must be larger than the last applied
-// one; raft guarantees that, and an older index is rejected without effect.
+// It checks the command (Config.CheckCommand), validates it against the state,
+// produces events, folds them, and returns them. A command that fails the check
+// is refused with an EntryRejected event; a command the state rejects, or a
+// rejected item of a batch command, changes nothing but the applied index. The
+// index must be larger than the last applied one; raft guarantees that, and an
+// older index is rejected without effect.
 func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
 	if idx <= s.applied {
 		return Result{Index: idx, Err: reject(CodeInvalidArgument, "index %d already applied (at %d)", idx, s.applied)}
 	}
 	s.applied, s.term = idx, term
-	if err := s.validateHeader(cmd); err != nil {
-		return Result{Index: idx, Err: err}
+	if err := s.cfg.checkCommand(cmd); err != nil {
+		var t CommandType
+		if cmd.Body != nil {
+			t = cmd.Body.Type()
+		}
+		return s.refuse(idx, term, max(cmd.Time, 0), t, err)
 	}
 	n := cmd.Body.items()
 	var hash uint64
 	if cmd.RequestID != "" {
-		hash = bodyHash(cmd.Body)
+		hash = cmd.Digest
+		if hash == 0 {
+			hash = bodyHash(cmd.Body)
+		}
 		if prev, ok := s.requests.lookup(cmd.RequestID); ok {
 			if prev.Hash != hash {
 				return Result{Index: idx, Err: reject(CodeRequestIDReused,
@@ -79,15 +120,9 @@ func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
 
 	a := applier{s: s, idx: idx, term: term, hdr: cmd.Header}
 	if n > 0 {
-		if n > s.cfg.MaxItems {
-			a.err = reject(CodeLimitExceeded, "%d items in one command, at most %d", n, s.cfg.MaxItems)
-		} else {
-			a.items = make([]error, n)
-		}
+		a.items = make([]error, n)
 	}
-	if a.err == nil {
-		a.dispatch(cmd.Body)
-	}
+	a.dispatch(cmd.Body)
 	res := Result{Index: idx, Events: a.events, Err: nil, Items: a.items}
 	if a.err != nil {
 		res.Err, res.Items = a.err, nil
@@ -96,6 +131,27 @@ func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
 		s.remember(cmd, hash, res)
 	}
 	return res
+}
+
+// refuse records an entry that failed to decode or check: one EntryRejected
+// event (with no actor, cause or request id: the header is not to be trusted)
+// and the rejection, and no other change.
+func (s *State) refuse(idx RaftIndex, term uint64, time int64, t CommandType, err *RejectError) Result {
+	a := applier{s: s, idx: idx, term: term, hdr: Header{Time: time}}
+	a.emit(EntryRejected{Command: t, Code: err.Code, Reason: truncate(err.Msg, MaxCauseLen)})
+	return Result{Index: idx, Events: a.events, Err: err}
+}
+
+// truncate shortens s to at most max bytes without splitting a UTF-8 sequence.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xc0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
 }
 
 func (s *State) remember(cmd Command, hash uint64, res Result) {
@@ -117,33 +173,6 @@ func asReject(err error) *RejectError {
 		return r
 	}
 	return &RejectError{Code: CodeInvalidArgument, Msg: err.Error()}
-}
-
-func (s *State) validateHeader(cmd Command) error {
-	switch {
-	case cmd.Body == nil:
-		return reject(CodeInvalidArgument, "command has no body")
-	case len(cmd.RequestID) > MaxRequestIDLen:
-		return reject(CodeInvalidArgument, "request id longer than %d bytes", MaxRequestIDLen)
-	case len(cmd.Actor) > MaxActorLen:
-		return reject(CodeInvalidArgument, "actor longer than %d bytes", MaxActorLen)
-	case len(cmd.Cause) > MaxCauseLen:
-		return reject(CodeInvalidArgument, "cause longer than %d bytes", MaxCauseLen)
-	case cmd.Time < 0:
-		return reject(CodeInvalidArgument, "negative command time")
-	}
-	if t := cmd.Body.Type(); t == 0 || t >= cmdTypeEnd {
-		return reject(CodeUnknownCommand, "command type %d", t)
-	}
-	return nil
-}
-
-func bodyHash(b Body) uint64 {
-	h := fnv.New64a()
-	var e encoder
-	encodeBody(&e, b)
-	h.Write(e.buf)
-	return h.Sum64()
 }
 
 // applier carries one command through decide and fold.

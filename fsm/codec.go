@@ -11,10 +11,8 @@ import (
 // allocates, so hostile input yields ErrCorrupt and never a panic or a huge
 // allocation.
 
-// encodingVersion is the first byte of every encoded command and event.
-const encodingVersion = 1
-
-// maxStringLen bounds any single decoded string.
+// maxStringLen bounds a decoded string that has no limit of its own (in
+// snapshots, which carry a checksum).
 const maxStringLen = 1 << 16
 
 type encoder struct{ buf []byte }
@@ -41,6 +39,9 @@ func (e *encoder) strs(ss []string) {
 type decoder struct {
 	buf []byte
 	err error
+	// lenient lifts the fields' own limits (to maxStringLen), so that tests
+	// can build commands that break them from arbitrary bytes.
+	lenient bool
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -108,13 +109,20 @@ func (d *decoder) u32() uint32 {
 	return uint32(v)
 }
 
-func (d *decoder) str() string {
+func (d *decoder) str() string { return d.strMax(maxStringLen) }
+
+// strMax reads a string of at most max bytes: a field's limit (limits.go) is
+// enforced by the decoder exactly as by the check before proposing.
+func (d *decoder) strMax(max int) string {
+	if d.lenient {
+		max = maxStringLen
+	}
 	n := d.uvarint()
 	if d.err != nil {
 		return ""
 	}
-	if n > maxStringLen || n > uint64(len(d.buf)) {
-		d.fail("string length %d", n)
+	if n > uint64(max) || n > uint64(len(d.buf)) {
+		d.fail("string of %d bytes (limit %d, %d bytes left)", n, max, len(d.buf))
 		return ""
 	}
 	s := string(d.buf[:n])
@@ -154,4 +162,20 @@ func (d *decoder) done() error {
 		d.fail("%d trailing bytes", len(d.buf))
 	}
 	return d.err
+}
+
+// items decodes a collection of n elements of at least min bytes each.
+func items[T any](d *decoder, min int, one func() T) []T {
+	n := d.count(min)
+	if n == 0 {
+		return nil
+	}
+	out := make([]T, n)
+	for i := range out {
+		out[i] = one()
+		if d.err != nil {
+			return nil
+		}
+	}
+	return out
 }

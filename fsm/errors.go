@@ -156,6 +156,10 @@ func Codes() []Code {
 var (
 	// ErrCorrupt is returned when bytes are truncated or malformed.
 	ErrCorrupt = errors.New("fsm: corrupt encoding")
+	// ErrChecksum is returned by DecodeCommand when the bytes do not match the
+	// checksum written with them: they were corrupted after encoding (on this
+	// replica's disk or in its memory), not written that way by the leader.
+	ErrChecksum = errors.New("fsm: checksum mismatch")
 	// ErrUnsupportedVersion is returned for an encoding version this build does not know.
 	ErrUnsupportedVersion = errors.New("fsm: unsupported encoding version")
 )

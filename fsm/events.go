@@ -1,6 +1,10 @@
 package fsm
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
 
 // EventType tags an event body. Tags are never reused.
 type EventType uint8
@@ -26,24 +30,58 @@ const (
 	EvRebalanceSet
 	EvNodeRegistered
 	EvNodeRemoved
+	EvEntryRejected
 	evTypeEnd
 )
 
-var eventTypeText = enumText{"", "WorkerJoined", "LeaveStarted", "WorkerLeft", "WorkerCordoned",
-	"PartitionsDeclared", "PartitionRemoved", "Claimed", "Prepared", "Drained", "Committed",
-	"Activated", "Aborted", "Released", "Checkpointed", "PartitionPinned", "RebalanceSet",
-	"NodeRegistered", "NodeRemoved"}
+// eventTypes is the one table of event tags: each tag's name and the zero
+// body its decoder fills. The rest of an event (fields, encoding, format) is
+// its body type's walk method.
+var eventTypes = [evTypeEnd]struct {
+	name string
+	zero EventBody
+}{
+	EvWorkerJoined:       {"WorkerJoined", WorkerJoined{}},
+	EvLeaveStarted:       {"LeaveStarted", LeaveStarted{}},
+	EvWorkerLeft:         {"WorkerLeft", WorkerLeft{}},
+	EvWorkerCordoned:     {"WorkerCordoned", WorkerCordoned{}},
+	EvPartitionsDeclared: {"PartitionsDeclared", PartitionsDeclared{}},
+	EvPartitionRemoved:   {"PartitionRemoved", PartitionRemoved{}},
+	EvClaimed:            {"Claimed", Claimed{}},
+	EvPrepared:           {"Prepared", Prepared{}},
+	EvDrained:            {"Drained", Drained{}},
+	EvCommitted:          {"Committed", Committed{}},
+	EvActivated:          {"Activated", Activated{}},
+	EvAborted:            {"Aborted", Aborted{}},
+	EvReleased:           {"Released", Released{}},
+	EvCheckpointed:       {"Checkpointed", Checkpointed{}},
+	EvPartitionPinned:    {"PartitionPinned", PartitionPinned{}},
+	EvRebalanceSet:       {"RebalanceSet", RebalanceSet{}},
+	EvNodeRegistered:     {"NodeRegistered", NodeRegistered{}},
+	EvNodeRemoved:        {"NodeRemoved", NodeRemoved{}},
+	EvEntryRejected:      {"EntryRejected", EntryRejected{}},
+}
 
-func (t EventType) String() string { return eventTypeText.name(uint8(t)) }
+func (t EventType) String() string {
+	if t == 0 || t >= evTypeEnd {
+		return "invalid(" + strconv.Itoa(int(t)) + ")"
+	}
+	return eventTypes[t].name
+}
 
 // MarshalText implements encoding.TextMarshaler.
 func (t EventType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (t *EventType) UnmarshalText(b []byte) error {
-	v, err := eventTypeText.parse("event type", string(b))
-	*t = EventType(v)
-	return err
+	for i := EventType(1); i < evTypeEnd; i++ {
+		if eventTypes[i].name == string(b) {
+			*t = i
+			return nil
+		}
+	}
+	*t = 0
+	return fmt.Errorf("fsm: unknown event type %q", b)
 }
 
 // ParseEventType parses an event type name such as "Committed".
@@ -62,6 +100,15 @@ func EventTypes() []EventType {
 	return out
 }
 
+// NewEventBody returns the zero body of event type t (for decoders of other
+// encodings, such as the API's JSON), or false for an unknown type.
+func NewEventBody(t EventType) (EventBody, bool) {
+	if t == 0 || t >= evTypeEnd {
+		return nil, false
+	}
+	return eventTypes[t].zero, true
+}
+
 // Meta is what every event carries about the command that produced it.
 type Meta struct {
 	Index     RaftIndex `json:"index"`                // raft index of the command's log entry
@@ -71,6 +118,16 @@ type Meta struct {
 	Actor     string    `json:"actor,omitempty"`      // who asked (see Header.Actor)
 	Cause     string    `json:"cause,omitempty"`      // why (see Header.Cause)
 	RequestID string    `json:"request_id,omitempty"` // the command's request id, if any
+}
+
+func (m *Meta) walk(w *walker) {
+	w.u64("index", (*uint64)(&m.Index), optional|hidden)
+	w.u32("seq", &m.Seq, optional|hidden)
+	w.u64("term", &m.Term, optional|hidden)
+	w.nanos("time", &m.Time, 0, 0, hidden)
+	w.text("actor", &m.Actor, MaxActorLen, optional|hidden)
+	w.text("cause", &m.Cause, MaxCauseLen, optional|hidden)
+	w.text("request_id", &m.RequestID, MaxRequestIDLen, optional|hidden)
 }
 
 // Event is one entry of the audit trail.
@@ -88,6 +145,9 @@ type EventBody interface {
 	// refs lists the partitions, workers and handoff the event concerns, for
 	// indexing the audit log.
 	refs() refs
+	// walk describes the body's fields to w, in encoding order, and returns
+	// the body (decoded, when w decodes).
+	walk(w *walker) EventBody
 }
 
 // refs is what an event is about.
@@ -114,10 +174,24 @@ type WorkerJoined struct {
 	Labels      []Label     `json:"labels,omitempty"`
 }
 
+func (b WorkerJoined) walk(w *walker) EventBody {
+	w.worker("worker", &b.Worker, 0)
+	w.incarnation("incarnation", &b.Incarnation, optional)
+	w.u32("weight", &b.Weight, optional)
+	w.labels("labels", &b.Labels)
+	return b
+}
+
 // LeaveStarted: a worker began a graceful leave.
 type LeaveStarted struct {
 	Worker      WorkerID    `json:"worker"`
 	Incarnation Incarnation `json:"incarnation"`
+}
+
+func (b LeaveStarted) walk(w *walker) EventBody {
+	w.worker("worker", &b.Worker, 0)
+	w.incarnation("incarnation", &b.Incarnation, optional)
+	return b
 }
 
 // WorkerLeft: a worker is gone. Partitions it still owned are orphaned, except
@@ -128,15 +202,33 @@ type WorkerLeft struct {
 	Reason      LeftReason  `json:"reason"`
 }
 
+func (b WorkerLeft) walk(w *walker) EventBody {
+	w.worker("worker", &b.Worker, 0)
+	w.incarnation("incarnation", &b.Incarnation, optional)
+	w.enum("reason", (*uint8)(&b.Reason), leftReasonText, 0)
+	return b
+}
+
 // WorkerCordoned: an operator cordoned (On) or uncordoned a worker.
 type WorkerCordoned struct {
 	Worker WorkerID `json:"worker"`
 	On     bool     `json:"on,omitempty"`
 }
 
+func (b WorkerCordoned) walk(w *walker) EventBody {
+	w.worker("worker", &b.Worker, 0)
+	w.flag("on", &b.On, 0)
+	return b
+}
+
 // PartitionsDeclared: partitions were added.
 type PartitionsDeclared struct {
 	Partitions []PartitionSpec `json:"partitions,omitempty"`
+}
+
+func (b PartitionsDeclared) walk(w *walker) EventBody {
+	specs(w, "partitions", &b.Partitions, nil)
+	return b
 }
 
 // PartitionRemoved: a partition was removed. Owner, if any, must stop processing it.
@@ -148,12 +240,28 @@ type PartitionRemoved struct {
 	Lingerers []Lingerer `json:"lingerers,omitempty"`
 }
 
+func (b PartitionRemoved) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("owner", &b.Owner, optional|omitZero)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.lingerers("lingerer", &b.Lingerers)
+	return b
+}
+
 // Claimed: an unassigned partition got an owner.
 type Claimed struct {
 	Partition   PartitionID `json:"partition"`
 	Worker      WorkerID    `json:"worker"`
 	Epoch       Epoch       `json:"epoch"`
 	ResumeAfter StreamSeq   `json:"resume_after"`
+}
+
+func (b Claimed) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("worker", &b.Worker, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.seq("resume_after", &b.ResumeAfter, optional)
+	return b
 }
 
 // Prepared: a handoff started. The owner must drain.
@@ -167,6 +275,17 @@ type Prepared struct {
 	Deadline  int64       `json:"deadline,omitempty"`
 }
 
+func (b Prepared) walk(w *walker) EventBody {
+	w.handoff("handoff", &b.Handoff, optional)
+	w.partition("partition", &b.Partition, 0)
+	w.worker("from", &b.From, 0)
+	w.worker("to", &b.To, optional|asRelease)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.text("reason", &b.Reason, MaxReasonLen, optional|omitZero)
+	w.nanos("deadline", &b.Deadline, 0, 0, omitZero)
+	return b
+}
+
 // Drained: the owner finished every message with sequence <= ThroughSeq and stopped.
 type Drained struct {
 	Handoff    HandoffID   `json:"handoff,omitempty"`
@@ -174,6 +293,15 @@ type Drained struct {
 	From       WorkerID    `json:"from"`
 	Epoch      Epoch       `json:"epoch"`
 	ThroughSeq StreamSeq   `json:"through_seq"`
+}
+
+func (b Drained) walk(w *walker) EventBody {
+	w.handoff("handoff", &b.Handoff, optional)
+	w.partition("partition", &b.Partition, 0)
+	w.worker("from", &b.From, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.seq("through_seq", &b.ThroughSeq, optional)
+	return b
 }
 
 // Committed: ownership moved to To under a new epoch; To resumes after ResumeAfter.
@@ -188,6 +316,18 @@ type Committed struct {
 	ForceReason ForceReason `json:"force_reason,omitempty"` // set when Forced
 }
 
+func (b Committed) walk(w *walker) EventBody {
+	w.handoff("handoff", &b.Handoff, optional)
+	w.partition("partition", &b.Partition, 0)
+	w.worker("from", &b.From, optional)
+	w.worker("to", &b.To, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.seq("resume_after", &b.ResumeAfter, optional)
+	w.flag("forced", &b.Forced, hidden)
+	w.enum("forced", (*uint8)(&b.ForceReason), forceReasonText, optional|omitZero)
+	return b
+}
+
 // Activated: the owner resumed the partition.
 type Activated struct {
 	Partition PartitionID `json:"partition"`
@@ -196,6 +336,14 @@ type Activated struct {
 	// Lingerers are the earlier owners that may now stop covering the
 	// partition (and whose assignments change because of it).
 	Lingerers []Lingerer `json:"lingerers,omitempty"`
+}
+
+func (b Activated) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("worker", &b.Worker, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.lingerers("lingerer", &b.Lingerers)
+	return b
 }
 
 // Aborted: a pending handoff was cancelled.
@@ -207,6 +355,15 @@ type Aborted struct {
 	Reason    string      `json:"reason,omitempty"`
 }
 
+func (b Aborted) walk(w *walker) EventBody {
+	w.handoff("handoff", &b.Handoff, optional)
+	w.partition("partition", &b.Partition, 0)
+	w.worker("from", &b.From, optional)
+	w.worker("to", &b.To, optional|asRelease)
+	w.text("reason", &b.Reason, MaxReasonLen, optional|omitZero)
+	return b
+}
+
 // Released: the owner gave the partition up; it is unassigned and its checkpoint
 // is ThroughSeq.
 type Released struct {
@@ -214,6 +371,14 @@ type Released struct {
 	Worker     WorkerID    `json:"worker"`
 	Epoch      Epoch       `json:"epoch"`
 	ThroughSeq StreamSeq   `json:"through_seq"`
+}
+
+func (b Released) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("worker", &b.Worker, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.seq("through_seq", &b.ThroughSeq, optional)
+	return b
 }
 
 // Checkpointed: the owner finished every message of the partition with sequence
@@ -226,15 +391,34 @@ type Checkpointed struct {
 	Seq       StreamSeq   `json:"checkpoint_seq"`
 }
 
+func (b Checkpointed) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("worker", &b.Worker, 0)
+	w.epoch("epoch", &b.Epoch, optional)
+	w.seq("seq", &b.Seq, optional)
+	return b
+}
+
 // PartitionPinned: a partition was pinned to Worker, or unpinned (Worker empty).
 type PartitionPinned struct {
 	Partition PartitionID `json:"partition"`
 	Worker    WorkerID    `json:"worker"`
 }
 
+func (b PartitionPinned) walk(w *walker) EventBody {
+	w.partition("partition", &b.Partition, 0)
+	w.worker("worker", &b.Worker, optional)
+	return b
+}
+
 // RebalanceSet: voluntary rebalancing was paused or resumed.
 type RebalanceSet struct {
 	Paused bool `json:"paused,omitempty"`
+}
+
+func (b RebalanceSet) walk(w *walker) EventBody {
+	w.flag("paused", &b.Paused, 0)
+	return b
 }
 
 // NodeRegistered: a claim-store node's API address was recorded.
@@ -243,10 +427,44 @@ type NodeRegistered struct {
 	APIAddr string `json:"api_addr,omitempty"`
 }
 
+func (b NodeRegistered) walk(w *walker) EventBody {
+	w.node("node", &b.Node, 0)
+	w.text("api_addr", &b.APIAddr, MaxAddrLen, 0)
+	return b
+}
+
 // NodeRemoved: a claim-store node left the cluster.
 type NodeRemoved struct {
 	Node string `json:"node,omitempty"`
 }
+
+func (b NodeRemoved) walk(w *walker) EventBody {
+	w.node("node", &b.Node, 0)
+	return b
+}
+
+// EntryRejected: a committed entry was refused before the state machine's
+// rules saw it, because it could not be decoded or failed the checks of
+// Config.CheckCommand. Proposers check every command first, so this means a
+// proposer skipped the check (a bug, a peer writing to the raft log directly,
+// or a build with other limits). It changes nothing, the same way on every
+// replica.
+type EntryRejected struct {
+	// Command is the entry's command type, 0 when not even that could be read.
+	Command CommandType `json:"command,omitempty"`
+	Code    Code        `json:"code"`
+	Reason  string      `json:"reason"`
+}
+
+func (b EntryRejected) walk(w *walker) EventBody {
+	w.enum("command", (*uint8)(&b.Command), commandNames{}, optional)
+	w.text("code", (*string)(&b.Code), maxCodeLen, 0)
+	w.text("reason", &b.Reason, MaxCauseLen, 0)
+	return b
+}
+
+func (EntryRejected) Type() EventType { return EvEntryRejected }
+func (EntryRejected) refs() refs      { return refs{} }
 
 func (NodeRegistered) Type() EventType { return EvNodeRegistered }
 func (NodeRemoved) Type() EventType    { return EvNodeRemoved }

@@ -127,6 +127,8 @@ func (s *State) fold(ev Event) {
 		s.paused = b.Paused
 	case NodeRegistered:
 		s.nodes[b.Node] = b.APIAddr
+	case EntryRejected:
+		// A refused entry changes nothing; the event only records it.
 	case NodeRemoved:
 		delete(s.nodes, b.Node)
 	default:

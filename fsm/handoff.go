@@ -1,5 +1,7 @@
 package fsm
 
+import "math"
+
 // The two-phase handoff: prepare → drain → commit → activate (docs/protocol.md).
 
 func (a *applier) prepare(it PrepareItem) *RejectError {
@@ -7,12 +9,6 @@ func (a *applier) prepare(it PrepareItem) *RejectError {
 	p, err := s.lookupPartition(it.Partition)
 	if err != nil {
 		return err
-	}
-	if err := checkReason(it.Reason); err != nil {
-		return err
-	}
-	if it.DrainTimeout < 0 {
-		return reject(CodeInvalidArgument, "negative drain timeout")
 	}
 	if err := checkEpoch(p, it.Epoch); err != nil {
 		return err
@@ -46,6 +42,11 @@ func (a *applier) prepare(it PrepareItem) *RejectError {
 func (a *applier) deadline(timeout int64) int64 {
 	if timeout == 0 {
 		return 0
+	}
+	// Both are bounded by the command check (time >= 0, timeout at most
+	// MaxDrainTimeout); saturate anyway rather than wrap negative.
+	if a.hdr.Time > math.MaxInt64-timeout {
+		return math.MaxInt64
 	}
 	return a.hdr.Time + timeout
 }
@@ -186,9 +187,6 @@ func (a *applier) activate(worker WorkerID, it ActivateItem) *RejectError {
 func (a *applier) abort(it AbortItem) *RejectError {
 	p, err := a.s.lookupPartition(it.Partition)
 	if err != nil {
-		return err
-	}
-	if err := checkReason(it.Reason); err != nil {
 		return err
 	}
 	h, err := a.s.pendingHandoff(p, it.Handoff)

@@ -252,7 +252,7 @@ func (c *HistoryChecker) check(ev Event) error {
 			return fmt.Errorf("I4: checkpoint %d below %d", b.Seq, p.checkpoint)
 		}
 		p.checkpoint = b.Seq
-	case PartitionPinned, RebalanceSet, NodeRegistered, NodeRemoved:
+	case PartitionPinned, RebalanceSet, NodeRegistered, NodeRemoved, EntryRejected:
 	default:
 		return fmt.Errorf("unknown event %T", ev.Body)
 	}

@@ -33,6 +33,9 @@ const (
 	// refused rather than clamped: a deadline past it is almost certainly a
 	// unit mistake.
 	MaxDrainTimeout = 24 * time.Hour
+
+	// maxCodeLen bounds a rejection code recorded in an event.
+	maxCodeLen = 64
 )
 
 // CheckWorkerID returns an invalid_argument rejection unless id can name a
@@ -56,7 +59,7 @@ func CheckPartitionID(id PartitionID) error {
 // CheckNodeID is CheckWorkerID's rule for claim-store node ids.
 func CheckNodeID(id string) error {
 	if !validID(id) {
-		return reject(CodeInvalidArgument, "invalid node id %q: want 1 to %d bytes of letters, digits, '-', '_' and '.'", id, MaxIDLen)
+		return reject(CodeInvalidArgument, "invalid node id %s: want 1 to %d bytes of letters, digits, '-', '_' and '.'", clip(id), MaxIDLen)
 	}
 	return nil
 }
@@ -81,7 +84,7 @@ func CheckRequestID(id string) error {
 // which would reach operators' terminals).
 func CheckLabel(l Label) error {
 	if !validLabelKey(l.Key) {
-		return reject(CodeInvalidArgument, "invalid label key %q", l.Key)
+		return reject(CodeInvalidArgument, "invalid label key %s", clip(l.Key))
 	}
 	if len(l.Value) > MaxLabelValueLen {
 		return reject(CodeInvalidArgument, "label %s value longer than %d bytes", l.Key, MaxLabelValueLen)

@@ -56,31 +56,20 @@ func (a *applier) declare(b Declare) {
 }
 
 // checkSpec validates a spec and returns its canonical form (sorted subjects,
-// weight defaulted).
+// weight defaulted). The form of its id, subjects and weight was checked with
+// the command.
 func (s *State) checkSpec(in PartitionSpec) (PartitionSpec, *RejectError) {
-	if err := checkPartitionID(in.ID); err != nil {
-		return in, err
-	}
 	if len(in.Subjects) == 0 {
 		return in, reject(CodeInvalidArgument, "partition %s has no subjects", in.ID)
-	}
-	if len(in.Subjects) > s.cfg.MaxSubjects {
-		return in, reject(CodeLimitExceeded, "partition %s has %d subjects, at most %d", in.ID, len(in.Subjects), s.cfg.MaxSubjects)
 	}
 	out := in
 	if out.Weight == 0 {
 		out.Weight = 1
 	}
-	if out.Weight > s.cfg.MaxWeight {
-		return in, reject(CodeInvalidArgument, "partition %s weight %d above %d", in.ID, out.Weight, s.cfg.MaxWeight)
-	}
 	out.Subjects = slices.Clone(in.Subjects)
 	slices.Sort(out.Subjects)
 	own := NewSubjectIndex()
 	for _, sub := range out.Subjects {
-		if !validSubject(sub) {
-			return in, reject(CodeInvalidArgument, "partition %s: invalid subject %q", in.ID, sub)
-		}
 		if _, hit := own.Overlap(sub); hit {
 			return in, reject(CodeSubjectOverlap, "partition %s: subject %q overlaps another of its subjects", in.ID, sub)
 		}

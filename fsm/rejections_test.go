@@ -130,8 +130,21 @@ func TestRejections(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
-			if res.Rejected() != 1 || len(res.Events) != 0 || len(e.Events) != events {
-				t.Fatalf("rejection emitted %d events (rejected %d)", len(res.Events), res.Rejected())
+			// A command that fails the check before proposing is refused
+			// with one EntryRejected event (invariant 7); one the state
+			// rejects leaves no event.
+			wantEvents := 0
+			if cerr := fsm.DefaultConfig().CheckCommand(fsm.Command{Body: tt.body}); cerr != nil {
+				wantEvents = 1
+				if !errors.Is(cerr, tt.want) {
+					t.Fatalf("check: got %v, want %v", cerr, tt.want)
+				}
+			}
+			if res.Rejected() != 1 || len(res.Events) != wantEvents || len(e.Events) != events+wantEvents {
+				t.Fatalf("rejection emitted %d events, want %d (rejected %d)", len(res.Events), wantEvents, res.Rejected())
+			}
+			if wantEvents == 1 && res.Events[0].Type() != fsm.EvEntryRejected {
+				t.Fatalf("refusal emitted %s, want EntryRejected", res.Events[0].Type())
 			}
 			prev, err := fsm.ReadSnapshot(bytes.NewReader(before), e.State.Config())
 			if err != nil {

@@ -396,3 +396,11 @@ func (s *State) Clone() *State {
 	}
 	return c
 }
+
+func decodeLabels(d *decoder) []Label {
+	return items(d, 2, func() Label { return Label{Key: d.str(), Value: d.str()} })
+}
+
+func decodeLingerers(d *decoder) []Lingerer {
+	return items(d, 2, func() Lingerer { return Lingerer{Worker: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint())} })
+}

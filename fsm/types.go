@@ -65,6 +65,8 @@ func (t enumText) name(v uint8) string {
 	return "invalid(" + strconv.Itoa(int(v)) + ")"
 }
 
+func (t enumText) valid(v uint8) bool { return v != 0 && int(v) < len(t) }
+
 func (t enumText) parse(kind, s string) (uint8, error) {
 	for i := 1; i < len(t); i++ {
 		if t[i] == s {

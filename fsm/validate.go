@@ -21,21 +21,14 @@ func validID(s string) bool {
 
 func checkWorkerID(w WorkerID) *RejectError {
 	if !validID(string(w)) {
-		return reject(CodeInvalidArgument, "invalid worker id %q", w)
+		return reject(CodeInvalidArgument, "invalid worker id %s: want 1 to %d bytes of letters, digits, '-', '_' and '.'", clip(string(w)), MaxIDLen)
 	}
 	return nil
 }
 
 func checkPartitionID(p PartitionID) *RejectError {
 	if !validID(string(p)) {
-		return reject(CodeInvalidArgument, "invalid partition id %q", p)
-	}
-	return nil
-}
-
-func checkReason(r string) *RejectError {
-	if len(r) > MaxReasonLen {
-		return reject(CodeInvalidArgument, "reason longer than %d bytes", MaxReasonLen)
+		return reject(CodeInvalidArgument, "invalid partition id %s: want 1 to %d bytes of letters, digits, '-', '_' and '.'", clip(string(p)), MaxIDLen)
 	}
 	return nil
 }

@@ -14,10 +14,7 @@ func (a *applier) join(b Join) *RejectError {
 	if weight == 0 {
 		weight = 1
 	}
-	if weight > s.cfg.MaxWeight {
-		return reject(CodeInvalidArgument, "worker weight %d above %d", weight, s.cfg.MaxWeight)
-	}
-	labels, err := canonicalLabels(b.Labels, s.cfg.MaxLabels)
+	labels, err := canonicalLabels(b.Labels)
 	if err != nil {
 		return err
 	}
@@ -40,23 +37,15 @@ func (a *applier) join(b Join) *RejectError {
 	return nil
 }
 
-// canonicalLabels validates labels and sorts them by key.
-func canonicalLabels(in []Label, max int) ([]Label, *RejectError) {
-	if len(in) > max {
-		return nil, reject(CodeLimitExceeded, "%d labels, at most %d", len(in), max)
-	}
+// canonicalLabels sorts labels by key and refuses a key given twice. Each
+// label's form and their number were checked with the command.
+func canonicalLabels(in []Label) ([]Label, *RejectError) {
 	if len(in) == 0 {
 		return nil, nil
 	}
 	out := slices.Clone(in)
 	slices.SortFunc(out, func(a, b Label) int { return strings.Compare(a.Key, b.Key) })
 	for i, l := range out {
-		if !validLabelKey(l.Key) {
-			return nil, reject(CodeInvalidArgument, "invalid label key %q", l.Key)
-		}
-		if len(l.Value) > MaxLabelValueLen {
-			return nil, reject(CodeInvalidArgument, "label %s value longer than %d bytes", l.Key, MaxLabelValueLen)
-		}
 		if i > 0 && out[i-1].Key == l.Key {
 			return nil, reject(CodeInvalidArgument, "duplicate label key %q", l.Key)
 		}
@@ -146,12 +135,6 @@ func (a *applier) finishLeave(id WorkerID) {
 }
 
 func (a *applier) registerNode(b RegisterNode) *RejectError {
-	if !validID(b.Node) {
-		return reject(CodeInvalidArgument, "invalid node id %q", b.Node)
-	}
-	if b.APIAddr == "" || len(b.APIAddr) > MaxAddrLen {
-		return reject(CodeInvalidArgument, "node %s: API address must be 1 to %d bytes", b.Node, MaxAddrLen)
-	}
 	if a.s.nodes[b.Node] != b.APIAddr {
 		a.emit(NodeRegistered(b))
 	}

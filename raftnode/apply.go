@@ -17,8 +17,10 @@ import (
 // Apply proposes one command and waits, bounded by ctx (or ApplyTimeout), for
 // the state machine's result. The leader stamps its clock into cmd.Time.
 //
-// Outcomes: the fsm.Result (whose Err/Items carry rejections) and nil; or
-// ErrNotLeader (as *NotLeaderError; nothing was proposed); or ErrUnknownOutcome
+// Outcomes: the fsm.Result (whose Err/Items carry rejections) and nil; or an
+// *fsm.RejectError when cmd fails fsm.Config.CheckCommand (nothing was
+// proposed: no command that would not decode on every replica reaches the
+// log); or ErrNotLeader (as *NotLeaderError; nothing was proposed); or ErrUnknownOutcome
 // (the entry may or may not commit: retry with the same request id); or
 // ErrShutdown.
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
@@ -32,6 +34,9 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, err // nothing proposed
 	}
 	cmd.Time = n.now().UnixNano()
+	if err := n.cfg.FSM.CheckCommand(cmd); err != nil {
+		return fsm.Result{}, err
+	}
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
 		return fsm.Result{}, err

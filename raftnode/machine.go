@@ -37,7 +37,7 @@ type machine struct {
 	structural fsm.RaftIndex
 	// changed is closed and replaced after every applied batch.
 	changed chan struct{}
-	onApply func(n int, events int)
+	onApply func(n, events, refused int)
 	// onEvents, if set, sees every batch's events on the FSM goroutine, after
 	// the audit log has them. It must not block.
 	onEvents func([]fsm.Event)
@@ -67,21 +67,30 @@ func (m *machine) Apply(l *raft.Log) any { return m.ApplyBatch([]*raft.Log{l})[0
 func (m *machine) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var events []fsm.Event
+	refused := 0
 	m.mu.Lock()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		cmd, err := fsm.DecodeCommand(l.Data)
+		res, err := m.state.ApplyEntry(fsm.RaftIndex(l.Index), l.Term, l.Data)
 		if err != nil {
-			// A committed entry this build cannot read: applying anything else
-			// would make this replica diverge from those that can. Stop.
+			// Only bytes corrupted on this replica (their checksum fails) or
+			// written by a newer build get here; an entry that is merely bad
+			// was refused above, the same way on every replica. Applying
+			// anything else would make this replica diverge from those that
+			// hold the real bytes or understand them. Stop.
 			m.mu.Unlock()
-			panic(fmt.Sprintf("raftnode: undecodable committed entry %d: %v", l.Index, err))
+			panic(fmt.Sprintf("raftnode: cannot apply committed entry %d: %v", l.Index, err))
 		}
-		res := m.state.Apply(fsm.RaftIndex(l.Index), l.Term, cmd)
 		out[i] = res
 		for _, ev := range res.Events {
+			if b, ok := ev.Body.(fsm.EntryRejected); ok {
+				refused++
+				m.log.Error("refused a committed entry that a proposer did not check", "index", ev.Index,
+					"command", b.Command, "code", b.Code, "reason", b.Reason)
+				continue
+			}
 			if ev.Type() == fsm.EvCheckpointed {
 				continue
 			}
@@ -105,7 +114,7 @@ func (m *machine) ApplyBatch(logs []*raft.Log) []any {
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
 	if m.onApply != nil {
-		m.onApply(len(logs), len(events))
+		m.onApply(len(logs), len(events), refused)
 	}
 	if m.onEvents != nil && len(events) > 0 {
 		m.onEvents(events)

@@ -14,6 +14,7 @@ const (
 	metricEntriesApplied = "baton_raftnode_entries_applied_total"
 	metricEventsApplied  = "baton_raftnode_events_total"
 	metricIsLeader       = "baton_raftnode_is_leader"
+	metricEntriesRefused = "baton_raftnode_entries_refused_total"
 )
 
 // metrics are one node's Prometheus collectors, labelled with its id so that
@@ -25,6 +26,7 @@ type metrics struct {
 	applyErrors  prometheus.Counter
 	entries      prometheus.Counter
 	events       prometheus.Counter
+	refused      prometheus.Counter
 	leader       prometheus.Gauge
 }
 
@@ -37,9 +39,11 @@ func newMetrics(reg prometheus.Registerer, node string) *metrics {
 	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: metricApplyErrors, Help: "Proposals that failed at the raft level.", ConstLabels: labels})
 	entries := prometheus.NewCounter(prometheus.CounterOpts{Name: metricEntriesApplied, Help: "Raft entries applied to the state machine.", ConstLabels: labels})
 	events := prometheus.NewCounter(prometheus.CounterOpts{Name: metricEventsApplied, Help: "Audit events produced by applied commands.", ConstLabels: labels})
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: metricEntriesRefused,
+		Help: "Committed entries refused because they did not decode or failed the command checks (EntryRejected events): a proposer skipped the checks.", ConstLabels: labels})
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricIsLeader, Help: "1 while this node is the raft leader.", ConstLabels: labels})
-	m := &metrics{reg: reg, applySeconds: apply, applyErrors: errs, entries: entries, events: events, leader: leader,
-		collectors: []prometheus.Collector{apply, errs, entries, events, leader}}
+	m := &metrics{reg: reg, applySeconds: apply, applyErrors: errs, entries: entries, events: events, refused: refused, leader: leader,
+		collectors: []prometheus.Collector{apply, errs, entries, events, refused, leader}}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c) // a re-registration after restart in one process keeps the old one
@@ -55,9 +59,10 @@ func (m *metrics) observeApply(d time.Duration, err error) {
 	}
 }
 
-func (m *metrics) applied(entries, events int) {
+func (m *metrics) applied(entries, events, refused int) {
 	m.entries.Add(float64(entries))
 	m.events.Add(float64(events))
+	m.refused.Add(float64(refused))
 }
 
 func (m *metrics) setLeader(on bool) {
