@@ -9,7 +9,7 @@ RAPID_CHECKS_LONG ?= 20000
 RAPID_STEPS       ?= 150
 PKGS          = $(shell $(GO) list ./... | grep -v /proptest)
 
-.PHONY: all build test lint bench proptest-long chaos clean demo
+.PHONY: all build test lint bench proptest-long chaos clean demo fuzz fuzz-short
 
 all: build
 
@@ -26,6 +26,27 @@ demo:
 test: build
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	@if [ -d proptest ]; then $(GO) test -race -count=1 -timeout 10m ./proptest -rapid.checks=$(RAPID_CHECKS) -rapid.steps=$(RAPID_STEPS); fi
+	$(MAKE) fuzz-short
+
+# Every Go fuzz target (func FuzzXxx(f *testing.F)), one after the other, each
+# for FUZZTIME: briefly in `make test`, for long runs with `make fuzz`. The seed
+# corpora (f.Add and testdata/fuzz/) also run as plain tests in `go test`.
+FUZZTIME       ?= 4s
+FUZZTIME_LONG  ?= 5m
+FUZZ_PKGS       = $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
+fuzz-short:
+	@$(MAKE) --no-print-directory run-fuzz FUZZ_FOR=$(FUZZTIME)
+
+fuzz:
+	@$(MAKE) --no-print-directory run-fuzz FUZZ_FOR=$(FUZZTIME_LONG)
+
+run-fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+		for target in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $$pkg $$target for $(FUZZ_FOR)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZ_FOR) $$pkg > .fuzz.log 2>&1 || { cat .fuzz.log; rm -f .fuzz.log; exit 1; }; \
+		done; \
+	done; rm -f .fuzz.log
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -15,7 +15,7 @@ import (
 //	    p2 (preparing towards w2, handoff h1, epoch 1)
 //	w2 (incarnation 2) active; w3 cordoned; w4 leaving (owns p4, active)
 //	p3 unassigned
-func world(t *testing.T) *fsmtest.Env {
+func world(t testing.TB) *fsmtest.Env {
 	t.Helper()
 	e := fsmtest.New(t)
 	must := func(b fsm.Body) {
