@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +29,7 @@ func (c *clientFlags) register(f *flagSet) {
 	c.registerConn(f)
 	f.BoolVar(&c.json, "json", false, "print JSON for machines instead of tables")
 	f.StringVar(&c.consistency, "consistency", "default", "read consistency: stale (any node's own state), default (the leader) or linearizable")
-	f.DurationVar(&c.timeout, "timeout", 15*time.Second, "bound of the whole command")
+	f.positiveDurationVar(&c.timeout, "timeout", 15*time.Second, "bound of the whole command")
 }
 
 // registerConn registers only how to reach the cluster: --addr and --token.
@@ -93,13 +92,8 @@ func (c *clientFlags) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.timeout)
 }
 
-// printJSON writes v as indented JSON.
-func (c *clientFlags) printJSON(v any) error {
-	enc := json.NewEncoder(c.out)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // subjects hold ">"
-	return enc.Encode(v)
-}
+// printJSON writes v as indented JSON (see writeJSON).
+func (c *clientFlags) printJSON(v any) error { return writeJSON(c.out, v, true) }
 
 // printWrite reports a write: its index and the events it produced.
 func (c *clientFlags) printWrite(what string, r api.WriteResponse, err error) error {
@@ -111,11 +105,11 @@ func (c *clientFlags) printWrite(what string, r api.WriteResponse, err error) er
 	}
 	switch {
 	case r.Duplicate:
-		fmt.Fprintf(c.out, "%s: already applied at index %d\n", what, r.Index)
+		fmt.Fprintf(c.out, "%s: already applied at index %d\n", termSafe(what), r.Index)
 	default:
-		fmt.Fprintf(c.out, "%s: applied at index %d\n", what, r.Index)
+		fmt.Fprintf(c.out, "%s: applied at index %d\n", termSafe(what), r.Index)
 		for _, ev := range r.Events {
-			fmt.Fprintf(c.out, "  %s\n", ev.String())
+			fmt.Fprintf(c.out, "  %s\n", termSafe(ev.String()))
 		}
 	}
 	if err := client.ItemErrors(r); err != nil {
@@ -135,12 +129,14 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
+// row writes one row. Every cell goes through termSafe: cells carry server
+// data, and a tab or newline in one would also break the table.
 func (t *table) row(cols ...any) {
 	for i, c := range cols {
 		if i > 0 {
 			fmt.Fprint(t.tw, "\t")
 		}
-		fmt.Fprint(t.tw, c)
+		fmt.Fprint(t.tw, termSafe(fmt.Sprint(c)))
 	}
 	fmt.Fprintln(t.tw)
 }

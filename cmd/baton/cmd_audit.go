@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -56,9 +56,9 @@ func runAudit(args []string) error {
 	f.StringVar(&a.types, "type", "", "only these event types, comma-separated (Prepared,Drained,Committed,...)")
 	f.StringVar(&a.since, "since", "", "only events at or after this time (RFC 3339, or a duration: 10m = ten minutes ago)")
 	f.StringVar(&a.until, "until", "", "only events at or before this time (RFC 3339 or a duration ago)")
-	f.Uint64Var(&a.from, "from", 0, "only events at or after this raft index")
-	f.Uint64Var(&a.to, "to", 0, "only events at or before this raft index")
-	f.IntVar(&a.limit, "limit", 0, "print at most this many events (0: all)")
+	f.uint64Var(&a.from, "from", 0, 0, math.MaxUint64, "only events at or after this raft index (0: from the first)")
+	f.uint64Var(&a.to, "to", 0, 0, math.MaxUint64, "only events at or before this raft index (0: to the last)")
+	f.intVar(&a.limit, "limit", 0, 0, math.MaxInt, "print at most this many events (0: all)")
 	f.BoolVar(&a.desc, "desc", false, "newest first")
 	f.BoolVar(&a.follow, "follow", false, "stream new events as they are appended")
 	f.BoolVar(&a.timeline, "timeline", false, "group handoff events by handoff and print phase durations")
@@ -111,9 +111,16 @@ func runAudit(args []string) error {
 // query builds the client's audit query from the flags; now anchors relative
 // times.
 func (a auditFlags) query(now time.Time) (client.AuditQuery, error) {
-	q := client.AuditQuery{
-		From: fsm.RaftIndex(a.from), To: fsm.RaftIndex(a.to),
-		Partition: fsm.PartitionID(a.partition), Worker: fsm.WorkerID(a.worker), Desc: a.desc,
+	q := client.AuditQuery{From: fsm.RaftIndex(a.from), To: fsm.RaftIndex(a.to), Desc: a.desc}
+	if a.to != 0 && a.from > a.to {
+		return q, usageErrorf("--from %d is after --to %d", a.from, a.to)
+	}
+	var err error
+	if q.Partition, err = optionalPartition("--partition", a.partition); err != nil {
+		return q, err
+	}
+	if q.Worker, err = optionalWorker("--worker", a.worker); err != nil {
+		return q, err
 	}
 	if a.handoff != "" {
 		h, err := fsm.ParseHandoffID(a.handoff)
@@ -129,12 +136,14 @@ func (a auditFlags) query(now time.Time) (client.AuditQuery, error) {
 		}
 		q.Types = append(q.Types, et)
 	}
-	var err error
 	if q.Since, err = parseWhen(a.since, now); err != nil {
 		return q, usageErrorf("--since: %v", err)
 	}
 	if q.Until, err = parseWhen(a.until, now); err != nil {
 		return q, usageErrorf("--until: %v", err)
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.After(q.Until) {
+		return q, usageErrorf("--since %s is after --until %s", a.since, a.until)
 	}
 	if a.limit > 0 {
 		q.Limit = min(a.limit, 1000)
@@ -211,22 +220,19 @@ func (e *eventWriter) write(ev api.Event) error {
 	return err
 }
 
-// writeJSON writes v as one line of JSON.
-func (e *eventWriter) writeJSON(v any) error {
-	enc := json.NewEncoder(e.w)
-	enc.SetEscapeHTML(false) // subjects hold ">"
-	return enc.Encode(v)
-}
+// writeJSON writes v as one line of JSON (see writeJSON).
+func (e *eventWriter) writeJSON(v any) error { return writeJSON(e.w, v, false) }
 
 // formatEvent renders one event on one line: leader time, index.seq, type, the
-// event's details (its String() after the type), and its cause.
+// event's details (its String() after the type), and its cause. The details
+// and the cause are server data, made safe for a terminal.
 func formatEvent(ev fsm.Event) string {
 	typ := ev.Type().String()
 	details := strings.TrimSpace(strings.TrimPrefix(ev.String(), typ))
 	line := fmt.Sprintf("%s  %7s  %-18s %s", time.Unix(0, ev.Time).Format("2006-01-02 15:04:05.000"),
-		fmt.Sprintf("%d.%d", ev.Index, ev.Seq), typ, details)
+		fmt.Sprintf("%d.%d", ev.Index, ev.Seq), termSafe(typ), termSafe(details))
 	if ev.Cause != "" {
-		line += "  (" + ev.Cause + ")"
+		line += "  (" + termSafe(ev.Cause) + ")"
 	}
 	return line
 }

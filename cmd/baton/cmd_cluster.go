@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -34,12 +36,17 @@ phase, pending handoffs, whether rebalancing is paused.`, 0, 0)
 		}
 		return c.printJSON(out)
 	}
+	return printStatus(c, st, sum, sumErr)
+}
+
+// printStatus prints the cluster status and, unless sumErr, the summary.
+func printStatus(c clientFlags, st api.ClusterStatus, sum fsm.Summary, sumErr error) error {
 	ready := "ready"
 	if !st.Ready {
-		ready = "NOT READY: " + st.NotReady
+		ready = "NOT READY: " + termSafe(st.NotReady)
 	}
-	fmt.Fprintf(c.out, "Node:     %s (%s, term %d), %s\n", st.NodeID, st.State, st.Term, ready)
-	fmt.Fprintf(c.out, "Leader:   %s\n", strings.TrimSpace(dash(st.LeaderID)+" "+st.LeaderAPI))
+	fmt.Fprintf(c.out, "Node:     %s (%s, term %d), %s\n", termSafe(st.NodeID), termSafe(st.State), st.Term, ready)
+	fmt.Fprintf(c.out, "Leader:   %s\n", strings.TrimSpace(termSafe(dash(st.LeaderID))+" "+termSafe(st.LeaderAPI)))
 	fmt.Fprintf(c.out, "Indexes:  commit %d, applied %d, state %d, last log %d, snapshot %d\n",
 		st.CommitIndex, st.AppliedIndex, st.StateIndex, st.LastIndex, st.SnapshotIndex)
 	fmt.Fprintf(c.out, "Audit:    %d events, index %d..%d\n\n", st.AuditEvents, st.AuditFirst, st.AuditLast)
@@ -82,7 +89,7 @@ func countsOf[K comparable](m map[K]int, order []K) string {
 	var parts []string
 	for _, k := range order {
 		if n := m[k]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %v", n, k))
+			parts = append(parts, fmt.Sprintf("%d %s", n, termSafe(fmt.Sprint(k))))
 		}
 	}
 	if len(parts) == 0 {
@@ -126,6 +133,9 @@ addresses changes nothing. 'baton server --join' does this by itself.`, 0, 0)
 	}
 	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
 		return usageErrorf("cluster join needs --id, --raft-addr and --api-addr")
+	}
+	if err := checkJoin(req); err != nil {
+		return err
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -172,4 +182,22 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkJoin refuses a join the state machine would refuse to record: the node
+// would become a raft voter whose API address no node knows.
+func checkJoin(req api.JoinRequest) error {
+	if err := usageFromCheck("--id", fsm.CheckNodeID(req.ID)); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
+		return usageErrorf("--raft-addr %s: %v", termSafe(req.RaftAddr), err)
+	}
+	if len(req.APIAddr) > fsm.MaxAddrLen {
+		return usageErrorf("--api-addr: %d bytes, at most %d", len(req.APIAddr), fsm.MaxAddrLen)
+	}
+	if u, err := url.Parse(req.APIAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErrorf("--api-addr %s: want a base URL such as http://127.0.0.1:7102", termSafe(req.APIAddr))
+	}
+	return nil
 }

@@ -37,11 +37,17 @@ joined, and how many partitions it owns.`, 0, 0)
 			owned[p.Owner]++
 		}
 	}
+	printWorkers(c, wl, owned)
+	return nil
+}
+
+// printWorkers prints the workers table; owned counts each worker's partitions.
+func printWorkers(c clientFlags, wl api.WorkerList, owned map[fsm.WorkerID]int) {
 	t := newTable(c.out, "WORKER", "INCARNATION", "STATE", "CORDONED", "WEIGHT", "OWNS", "LABELS", "JOINED")
 	for _, w := range wl.Workers {
 		var labels []string
 		for _, l := range w.Labels {
-			labels = append(labels, l.Key+"="+l.Value)
+			labels = append(labels, termSafe(l.Key)+"="+termSafe(l.Value))
 		}
 		t.row(w.ID, w.Incarnation, w.State, w.Cordoned, max(w.Weight, 1), owned[w.ID], dash(strings.Join(labels, ",")), ago(w.JoinedTime))
 	}
@@ -49,7 +55,6 @@ joined, and how many partitions it owns.`, 0, 0)
 	if len(wl.Workers) == 0 {
 		fmt.Fprintln(c.out, "(no workers)")
 	}
-	return nil
 }
 
 func runDrain(args []string) error {
@@ -65,7 +70,10 @@ service.`, 1, 1)
 		return err
 	}
 	defer done()
-	w := fsm.WorkerID(pos[0])
+	w, err := workerArg("WORKER", pos[0])
+	if err != nil {
+		return err
+	}
 	r, err := cl.Cordon(ctx, w, !*undo)
 	what := "drain " + string(w)
 	if *undo {
@@ -85,7 +93,11 @@ force-committed to others from their last checkpoints. For a live worker prefer
 		return err
 	}
 	defer done()
-	r, err := cl.RemoveWorker(ctx, fsm.WorkerID(pos[0]))
+	w, err := workerArg("WORKER", pos[0])
+	if err != nil {
+		return err
+	}
+	r, err := cl.RemoveWorker(ctx, w)
 	return c.printWrite("remove worker "+pos[0], r, err)
 }
 
@@ -105,8 +117,9 @@ may be processed twice). Follow it with 'baton audit --partition P --follow'.`, 
 	var drain time.Duration
 	f.StringVar(&to, "to", "", "target worker (required)")
 	f.BoolVar(&req.Force, "force", false, "commit at once from the last checkpoint instead of draining")
-	f.DurationVar(&drain, "drain-timeout", 0, "drain deadline of this handoff (0: the server's --drain-timeout)")
-	f.StringVar(&req.Reason, "reason", "", "reason recorded in the audit log")
+	f.durationVar(&drain, "drain-timeout", 0, 0, fsm.MaxDrainTimeout,
+		"drain deadline of this handoff (0: the server's --drain-timeout; millisecond resolution)")
+	f.StringVar(&req.Reason, "reason", "", fmt.Sprintf("reason recorded in the audit log (at most %d bytes, printable)", fsm.MaxReasonLen))
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -114,8 +127,19 @@ may be processed twice). Follow it with 'baton audit --partition P --follow'.`, 
 	if to == "" {
 		return usageErrorf("%s needs --to WORKER", name)
 	}
-	req.To = fsm.WorkerID(to)
-	req.DrainTimeoutMS = drain.Milliseconds()
+	p, err := partitionArg("PARTITION", pos[0])
+	if err != nil {
+		return err
+	}
+	if req.To, err = workerArg("--to", to); err != nil {
+		return err
+	}
+	if err := reasonArg("--reason", req.Reason); err != nil {
+		return err
+	}
+	if req.DrainTimeoutMS, err = drainTimeoutMS("--drain-timeout", drain); err != nil {
+		return err
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -123,7 +147,7 @@ may be processed twice). Follow it with 'baton audit --partition P --follow'.`, 
 	defer cl.Close()
 	ctx, cancel := c.ctx()
 	defer cancel()
-	r, err := cl.Move(ctx, fsm.PartitionID(pos[0]), req)
+	r, err := cl.Move(ctx, p, req)
 	return c.printWrite(fmt.Sprintf("move %s to %s", pos[0], to), r, err)
 }
 
@@ -143,9 +167,15 @@ the pin.`, 1, 2)
 	switch {
 	case *unpin && len(pos) == 1:
 	case !*unpin && len(pos) == 2:
-		w = fsm.WorkerID(pos[1])
+		if w, err = workerArg("WORKER", pos[1]); err != nil {
+			return err
+		}
 	default:
 		return usageErrorf("usage: baton pin PARTITION WORKER | baton pin PARTITION --unpin")
+	}
+	p, err := partitionArg("PARTITION", pos[0])
+	if err != nil {
+		return err
 	}
 	cl, err := c.client()
 	if err != nil {
@@ -154,7 +184,7 @@ the pin.`, 1, 2)
 	defer cl.Close()
 	ctx, cancel := c.ctx()
 	defer cancel()
-	r, err := cl.Pin(ctx, fsm.PartitionID(pos[0]), w)
+	r, err := cl.Pin(ctx, p, w)
 	what := fmt.Sprintf("pin %s to %s", pos[0], w)
 	if *unpin {
 		what = "unpin " + pos[0]
@@ -197,6 +227,12 @@ drained (and through which stream sequence), and the drain deadline.`, 0, 0)
 	if c.json {
 		return c.printJSON(hl)
 	}
+	printHandoffs(c, hl)
+	return nil
+}
+
+// printHandoffs prints the pending handoffs table.
+func printHandoffs(c clientFlags, hl api.HandoffList) {
 	t := newTable(c.out, "HANDOFF", "PARTITION", "FROM", "TO", "EPOCH", "REASON", "PREPARED", "DRAINED", "DEADLINE")
 	for _, h := range hl.Handoffs {
 		drained := "no"
@@ -213,7 +249,6 @@ drained (and through which stream sequence), and the drain deadline.`, 0, 0)
 	if len(hl.Handoffs) == 0 {
 		fmt.Fprintf(c.out, "(no pending handoffs at index %d)\n", hl.Index)
 	}
-	return nil
 }
 
 func runPlan(args []string) error {
@@ -233,8 +268,7 @@ worker). Nothing is changed.`, 0, 0)
 		return fmt.Errorf("plan: %w", err)
 	}
 	if c.json {
-		_, err := c.out.Write(append(raw, '\n'))
-		return err
+		return writeRawJSON(c.out, raw)
 	}
 	var d controller.DryRun
 	if err := json.Unmarshal(raw, &d); err != nil {
@@ -251,7 +285,7 @@ func printPlan(c clientFlags, d controller.DryRun) {
 	}
 	fmt.Fprintf(c.out, "Plan at index %d%s, imbalance %.2f\n\n", d.Index, paused, d.Imbalance)
 	if r := strings.TrimRight(d.Rendered, "\n"); r != "" {
-		fmt.Fprintln(c.out, r)
+		fmt.Fprintln(c.out, termSafeLines(r))
 		fmt.Fprintln(c.out)
 	}
 	var run, held []controller.Note
@@ -279,6 +313,6 @@ func printPlan(c clientFlags, d controller.DryRun) {
 		t.flush()
 	}
 	for _, w := range d.Warnings {
-		fmt.Fprintf(c.out, "warning: %s\n", w)
+		fmt.Fprintf(c.out, "warning: %s\n", termSafe(w))
 	}
 }

@@ -57,25 +57,15 @@ type demoFlags struct {
 func runDemo(args []string) error {
 	f := newFlags("demo", "baton demo [--partitions 8] [--workers 3] [--rate 500] [--duration 40s] [--retention limits|interest|workqueue]", demoHelp, 0, 0)
 	var o demoFlags
-	f.IntVar(&o.partitions, "partitions", 8, "partitions to declare")
-	f.IntVar(&o.workers, "workers", 3, "workers at the start (at least 2); the scenario adds one")
-	f.IntVar(&o.rate, "rate", 500, "messages published per second")
-	f.DurationVar(&o.duration, "duration", 40*time.Second, "how long the producer publishes while the scenario plays")
+	f.intVar(&o.partitions, "partitions", 8, 1, 1000, "partitions to declare")
+	f.intVar(&o.workers, "workers", 3, 2, 50, "workers at the start; the scenario adds one")
+	f.intVar(&o.rate, "rate", 500, 1, 20000, "messages published per second")
+	f.durationVar(&o.duration, "duration", 40*time.Second, 10*time.Second, noMax, "how long the producer publishes while the scenario plays")
 	f.StringVar(&o.retention, "retention", "limits", "stream retention: limits, interest or workqueue")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, logs) at the end")
 	o.logs.register(f, "error")
 	if _, err := f.parse(args); err != nil {
 		return err
-	}
-	switch {
-	case o.partitions < 1 || o.partitions > 1000:
-		return usageErrorf("--partitions must be 1..1000")
-	case o.workers < 2 || o.workers > 50:
-		return usageErrorf("--workers must be 2..50")
-	case o.rate < 1 || o.rate > 20000:
-		return usageErrorf("--rate must be 1..20000")
-	case o.duration < 10*time.Second:
-		return usageErrorf("--duration must be at least 10s")
 	}
 	retention, err := parseRetention(o.retention)
 	if err != nil {
@@ -127,7 +117,7 @@ type demo struct {
 const demoStream = "ORDERS"
 
 func (d *demo) say(format string, args ...any) {
-	fmt.Fprintf(d.out, "[%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(d.out, "[%5.1fs] %s\n", time.Since(d.start).Seconds(), termSafe(fmt.Sprintf(format, args...)))
 }
 
 func (d *demo) step(format string, args ...any) {

@@ -5,9 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // flagSet is a flag.FlagSet that also reads each flag from the environment
@@ -30,8 +33,10 @@ func newFlags(name, synopsis, help string, minArgs, maxArgs int) *flagSet {
 		minArgs: minArgs, maxArgs: maxArgs,
 		out: os.Stdout, lookupEnv: os.LookupEnv,
 	}
-	f.SetOutput(io.Discard) // errors are returned; usage goes to out
-	f.Usage = func() { f.printUsage(f.out) }
+	f.SetOutput(io.Discard) // errors are returned
+	// The flag package calls Usage on every parse error and on -h; parse
+	// prints the usage itself for -h only (an error names --help instead).
+	f.Usage = func() {}
 	return f
 }
 
@@ -77,7 +82,7 @@ func (f *flagSet) parse(args []string) ([]string, error) {
 		env := envName(fl.Name)
 		if v, ok := f.lookupEnv(env); ok {
 			if err := f.Set(fl.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v", env, err))
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): %v", env, v, fl.Name, err))
 			}
 		}
 	})
@@ -98,6 +103,9 @@ func (f *flagSet) printUsage(w io.Writer) {
 	fmt.Fprintf(w, "\nFlags (each also read from the environment variable shown; the command line wins):\n")
 	f.VisitAll(func(fl *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(fl)
+		if t, ok := fl.Value.(interface{ typeName() string }); ok && typ == "value" {
+			typ = t.typeName()
+		}
 		head := "  --" + fl.Name
 		if typ != "" {
 			head += " " + typ
@@ -137,4 +145,104 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// bounded is a numeric or duration flag that accepts only values in [lo, hi].
+// A value out of range is a usage error that names the flag: never silently a
+// default. Where 0 means something (none, the default), the range includes it
+// and the flag's usage says what it means; elsewhere 0 is refused and the
+// default is had by leaving the flag unset.
+type bounded[T int | int64 | uint32 | uint64 | time.Duration] struct {
+	p      *T
+	lo, hi T
+	// top is T's largest value: hi == top means no upper bound.
+	top   T
+	parse func(string) (T, error)
+	typ   string // the placeholder --help shows: "duration", "int", ...
+}
+
+func (b *bounded[T]) String() string {
+	if b == nil || b.p == nil {
+		return ""
+	}
+	return fmt.Sprint(*b.p)
+}
+
+func (b *bounded[T]) Set(s string) error {
+	v, err := b.parse(s)
+	if err != nil || v < b.lo || v > b.hi {
+		return fmt.Errorf("must be %s", b.rangeText())
+	}
+	*b.p = v
+	return nil
+}
+
+// typeName is the placeholder printUsage shows for the flag's value.
+func (b *bounded[T]) typeName() string { return b.typ }
+
+// rangeText says which values the flag accepts: "> 0", ">= 10", "1 to 1000".
+func (b *bounded[T]) rangeText() string {
+	switch {
+	case b.typ == "duration" && b.lo == 1 && b.hi == b.top:
+		return "> 0"
+	case b.typ == "duration" && b.lo == 1:
+		return fmt.Sprintf("> 0 and at most %v", b.hi)
+	case b.hi == b.top:
+		return fmt.Sprintf(">= %v", b.lo)
+	}
+	return fmt.Sprintf("%v to %v", b.lo, b.hi)
+}
+
+// addBounded registers a bounded flag whose usage ends with its range.
+func addBounded[T int | int64 | uint32 | uint64 | time.Duration](f *flagSet, p *T, name string, def, lo, hi, top T,
+	parse func(string) (T, error), typ, usage string) {
+	*p = def
+	b := &bounded[T]{p: p, lo: lo, hi: hi, top: top, parse: parse, typ: typ}
+	f.Var(b, name, usage+"\nrange: "+b.rangeText())
+}
+
+// noMax is the upper bound of a duration flag without one.
+const noMax = time.Duration(math.MaxInt64)
+
+// durationVar registers a duration flag that accepts lo to hi (noMax: no upper
+// bound; lo 1ns: any positive duration).
+func (f *flagSet) durationVar(p *time.Duration, name string, def, lo, hi time.Duration, usage string) {
+	addBounded(f, p, name, def, lo, hi, noMax, time.ParseDuration, "duration", usage)
+}
+
+// positiveDurationVar registers a duration flag that must be > 0.
+func (f *flagSet) positiveDurationVar(p *time.Duration, name string, def time.Duration, usage string) {
+	f.durationVar(p, name, def, 1, noMax, usage)
+}
+
+// intVar registers an int flag that accepts lo to hi (math.MaxInt: no upper
+// bound).
+func (f *flagSet) intVar(p *int, name string, def, lo, hi int, usage string) {
+	addBounded(f, p, name, def, lo, hi, math.MaxInt, func(s string) (int, error) {
+		v, err := strconv.ParseInt(s, 10, 0)
+		return int(v), err
+	}, "int", usage)
+}
+
+// int64Var registers an int64 flag that accepts lo to hi.
+func (f *flagSet) int64Var(p *int64, name string, def, lo, hi int64, usage string) {
+	addBounded(f, p, name, def, lo, hi, math.MaxInt64, func(s string) (int64, error) {
+		return strconv.ParseInt(s, 10, 64)
+	}, "int", usage)
+}
+
+// uint32Var registers a uint32 flag that accepts lo to hi. A value beyond
+// uint32 is out of range, not wrapped (4294967297 is not 1).
+func (f *flagSet) uint32Var(p *uint32, name string, def, lo, hi uint32, usage string) {
+	addBounded(f, p, name, def, lo, hi, math.MaxUint32, func(s string) (uint32, error) {
+		v, err := strconv.ParseUint(s, 10, 32)
+		return uint32(v), err
+	}, "uint", usage)
+}
+
+// uint64Var registers a uint64 flag that accepts lo to hi.
+func (f *flagSet) uint64Var(p *uint64, name string, def, lo, hi uint64, usage string) {
+	addBounded(f, p, name, def, lo, hi, math.MaxUint64, func(s string) (uint64, error) {
+		return strconv.ParseUint(s, 10, 64)
+	}, "uint", usage)
 }

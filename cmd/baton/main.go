@@ -76,7 +76,8 @@ func main() {
 		code = ee.code
 	}
 	if ee == nil || ee.err != nil {
-		fmt.Fprintln(os.Stderr, "baton:", err)
+		// Errors carry the server's messages and the values it refused.
+		fmt.Fprintln(os.Stderr, "baton:", termSafeLines(err.Error()))
 	}
 	os.Exit(code)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/batonhq/baton/api/server"
 	"github.com/batonhq/baton/controller"
+	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/raftnode"
 )
 
@@ -83,27 +85,41 @@ func (s *serverFlags) register(f *flagSet) {
 	f.StringVar(&s.httpCert, "http-tls-cert", "", "PEM certificate: serve the API over HTTPS")
 	f.StringVar(&s.httpKey, "http-tls-key", "", "PEM private key for --http-tls-cert")
 	f.StringVar(&s.httpCA, "http-tls-ca", "", "PEM CA bundle trusted when this node calls other nodes' HTTPS APIs\n(forwarding to the leader, --join); default: the system roots")
-	f.DurationVar(&s.ctrl.SessionTTL, "session-ttl", s.ctrl.SessionTTL, "a worker whose heartbeats stop this long is expired; its partitions fail over")
-	f.DurationVar(&s.ctrl.HeartbeatInterval, "heartbeat-interval", s.ctrl.HeartbeatInterval, "heartbeat interval workers are told to use (session TTL must cover 3)")
-	f.DurationVar(&s.ctrl.DrainTimeout, "drain-timeout", s.ctrl.DrainTimeout, "drain deadline of handoffs (controller's and operator moves' default);\nafter it the handoff is force-committed from the last checkpoint")
-	f.DurationVar(&s.ctrl.StabilizationWindow, "stabilization-window", s.ctrl.StabilizationWindow, "wait this long after membership changes before claiming and rebalancing")
-	f.IntVar(&s.ctrl.MaxHandoffs, "max-handoffs", s.ctrl.MaxHandoffs, "pending handoffs cluster-wide at most")
-	f.IntVar(&s.ctrl.MaxHandoffsPerWorker, "max-handoffs-per-worker", s.ctrl.MaxHandoffsPerWorker, "pending handoffs into or out of one worker at most")
-	f.DurationVar(&s.ctrl.Tick, "controller-tick", s.ctrl.Tick, "how often the controller checks session expiry and drain deadlines")
-	f.DurationVar(&s.raft.HeartbeatTimeout, "raft-heartbeat-timeout", s.raft.HeartbeatTimeout, "raft heartbeat timeout")
-	f.DurationVar(&s.raft.ElectionTimeout, "raft-election-timeout", s.raft.ElectionTimeout, "raft election timeout")
-	f.DurationVar(&s.raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", s.raft.LeaderLeaseTimeout, "raft leader lease timeout (at most the heartbeat timeout)")
-	f.DurationVar(&s.raft.CommitTimeout, "raft-commit-timeout", s.raft.CommitTimeout, "raft commit timeout")
-	f.DurationVar(&s.raft.SnapshotInterval, "snapshot-interval", s.raft.SnapshotInterval, "how often raft considers a snapshot")
-	f.Uint64Var(&s.raft.SnapshotThreshold, "snapshot-threshold", s.raft.SnapshotThreshold, "log entries since the last snapshot that trigger one")
-	f.Uint64Var(&s.raft.TrailingLogs, "trailing-logs", s.raft.TrailingLogs, "log entries kept after a snapshot")
-	f.IntVar(&s.raft.SnapshotRetain, "snapshot-retain", s.raft.SnapshotRetain, "snapshots kept on disk")
-	f.DurationVar(&s.raft.ApplyTimeout, "apply-timeout", s.raft.ApplyTimeout, "bound of a raft apply or read without a deadline")
-	f.IntVar(&s.auditMaxEvents, "audit-max-events", s.raft.Audit.MaxEvents, "audit events retained (same on every node)")
-	f.DurationVar(&s.auditMaxAge, "audit-max-age", s.raft.Audit.MaxAge, "age bound of retained audit events, 0 for none (same on every node)")
-	f.Int64Var(&s.api.MaxBodyBytes, "max-body-bytes", 4<<20, "largest accepted request body")
-	f.DurationVar(&s.api.MaxWait, "max-wait", 5*time.Minute, "longest wait of a blocking query")
-	f.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 20*time.Second, "bound of the graceful shutdown on SIGINT/SIGTERM")
+	// Every duration and size below is range-checked as it is parsed: a value
+	// out of range is a usage error, never silently the default. Relations
+	// between flags (session TTL against heartbeats, lease against heartbeat
+	// timeout) are checked by the components' Validate.
+	f.positiveDurationVar(&s.ctrl.SessionTTL, "session-ttl", s.ctrl.SessionTTL, "a worker whose heartbeats stop this long is expired; its partitions fail over")
+	f.positiveDurationVar(&s.ctrl.HeartbeatInterval, "heartbeat-interval", s.ctrl.HeartbeatInterval, "heartbeat interval workers are told to use (session TTL must cover 3)")
+	f.durationVar(&s.ctrl.DrainTimeout, "drain-timeout", s.ctrl.DrainTimeout, 1, fsm.MaxDrainTimeout,
+		"drain deadline of handoffs (controller's and operator moves' default);\nafter it the handoff is force-committed from the last checkpoint")
+	f.durationVar(&s.ctrl.StabilizationWindow, "stabilization-window", s.ctrl.StabilizationWindow, 0, noMax,
+		"wait this long after membership changes before claiming and rebalancing (0: act at once)")
+	f.intVar(&s.ctrl.MaxHandoffs, "max-handoffs", s.ctrl.MaxHandoffs, 1, math.MaxInt, "pending handoffs cluster-wide at most")
+	f.intVar(&s.ctrl.MaxHandoffsPerWorker, "max-handoffs-per-worker", s.ctrl.MaxHandoffsPerWorker, 1, math.MaxInt,
+		"pending handoffs into or out of one worker at most (at most --max-handoffs)")
+	f.positiveDurationVar(&s.ctrl.Tick, "controller-tick", s.ctrl.Tick, "how often the controller checks session expiry and drain deadlines")
+	// The raft minimums are hashicorp/raft's (raft.ValidateConfig): below them
+	// the node would fail to start with an error that names no flag.
+	f.durationVar(&s.raft.HeartbeatTimeout, "raft-heartbeat-timeout", s.raft.HeartbeatTimeout, 5*time.Millisecond, noMax, "raft heartbeat timeout")
+	f.durationVar(&s.raft.ElectionTimeout, "raft-election-timeout", s.raft.ElectionTimeout, 5*time.Millisecond, noMax,
+		"raft election timeout (at least the heartbeat timeout)")
+	f.durationVar(&s.raft.LeaderLeaseTimeout, "raft-leader-lease-timeout", s.raft.LeaderLeaseTimeout, 5*time.Millisecond, noMax,
+		"raft leader lease timeout (at most the heartbeat timeout)")
+	f.durationVar(&s.raft.CommitTimeout, "raft-commit-timeout", s.raft.CommitTimeout, time.Millisecond, noMax, "raft commit timeout")
+	f.durationVar(&s.raft.SnapshotInterval, "snapshot-interval", s.raft.SnapshotInterval, 5*time.Millisecond, noMax, "how often raft considers a snapshot")
+	f.uint64Var(&s.raft.SnapshotThreshold, "snapshot-threshold", s.raft.SnapshotThreshold, 1, math.MaxUint64, "log entries since the last snapshot that trigger one")
+	f.uint64Var(&s.raft.TrailingLogs, "trailing-logs", s.raft.TrailingLogs, 0, math.MaxUint64,
+		"log entries kept after a snapshot (0: none; a follower that falls behind then needs a snapshot install)")
+	f.intVar(&s.raft.SnapshotRetain, "snapshot-retain", s.raft.SnapshotRetain, 1, math.MaxInt, "snapshots kept on disk")
+	f.positiveDurationVar(&s.raft.ApplyTimeout, "apply-timeout", s.raft.ApplyTimeout, "bound of a raft apply or read without a deadline")
+	f.intVar(&s.auditMaxEvents, "audit-max-events", s.raft.Audit.MaxEvents, 1, math.MaxInt, "audit events retained (same on every node)")
+	f.durationVar(&s.auditMaxAge, "audit-max-age", s.raft.Audit.MaxAge, 0, noMax, "age bound of retained audit events (0: none; same on every node)")
+	// The API server's minimums (server.Config.Validate); 0 would silently
+	// mean its default there, so it is refused here.
+	f.int64Var(&s.api.MaxBodyBytes, "max-body-bytes", 4<<20, 1<<10, math.MaxInt64, "largest accepted request body, in bytes")
+	f.durationVar(&s.api.MaxWait, "max-wait", 5*time.Minute, time.Second, noMax, "longest wait of a blocking query")
+	f.positiveDurationVar(&s.shutdownTimeout, "shutdown-timeout", 20*time.Second, "bound of the graceful shutdown on SIGINT/SIGTERM")
 	s.logs.register(f, "info")
 }
 
@@ -112,6 +128,15 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	var errs []error
 	if s.id == "" {
 		errs = append(errs, errors.New("--id is required"))
+	} else if err := fsm.CheckNodeID(s.id); err != nil {
+		// A node whose id the state machine refuses could never register its
+		// API address: once leader, followers could not forward to it.
+		errs = append(errs, usageFromCheck("--id", err))
+	}
+	if len(s.httpAdvertise) > fsm.MaxAddrLen {
+		// The address is recorded in the replicated state, which refuses
+		// longer ones (and then nobody can forward to this node).
+		errs = append(errs, fmt.Errorf("--http-advertise: %d bytes, at most %d", len(s.httpAdvertise), fsm.MaxAddrLen))
 	}
 	if s.bootstrap && len(s.join) > 0 {
 		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))
@@ -292,6 +317,12 @@ func runServer(args []string) error {
 	if fresh && !cfg.Raft.Bootstrap && len(cfg.Join) == 0 {
 		log.Info("neither --bootstrap nor --join: a fresh node waits to be added with 'baton cluster join'")
 	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchRegistration(wctx, log, n.raft, registrationWatch{grace: 2 * cfg.Raft.ApplyTimeout, poll: time.Second, repeat: time.Minute})
+	}()
 
 	var runErr error
 	select {
@@ -302,6 +333,8 @@ func runServer(args []string) error {
 		log.Error("http server failed; shutting down", "err", err)
 	}
 	stop() // a second signal kills the process at once
+	stopWatch()
+	<-watched
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	if err := n.shutdown(sctx); err != nil {

@@ -82,3 +82,37 @@ func TestServerFlags_TokensAllowAnyAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestServerFlags_RangeEdges checks the values at the edges of each range are
+// taken as given, the documented zeroes included.
+func TestServerFlags_RangeEdges(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		check func(nodeConfig) bool
+	}{
+		{"stabilization window 0 acts at once", []string{"--stabilization-window", "0"}, func(c nodeConfig) bool { return c.Controller.StabilizationWindow == 0 }},
+		{"audit max age 0 is no age bound", []string{"--audit-max-age", "0"}, func(c nodeConfig) bool { return c.Raft.Audit.MaxAge == 0 }},
+		{"trailing logs 0 keeps none", []string{"--trailing-logs", "0"}, func(c nodeConfig) bool { return c.Raft.TrailingLogs == 0 }},
+		{"drain timeout at the state machine's bound", []string{"--drain-timeout", "24h"}, func(c nodeConfig) bool {
+			return c.Controller.DrainTimeout == 24*time.Hour && c.API.DrainTimeout == 24*time.Hour
+		}},
+		{"max body bytes at its floor", []string{"--max-body-bytes", "1024"}, func(c nodeConfig) bool { return c.API.MaxBodyBytes == 1024 }},
+		{"max wait at its floor", []string{"--max-wait", "1s"}, func(c nodeConfig) bool { return c.API.MaxWait == time.Second }},
+		{"shutdown timeout of 1ns", []string{"--shutdown-timeout", "1ns"}, func(nodeConfig) bool { return true }},
+		{"raft heartbeat timeout at raft's minimum", []string{"--raft-heartbeat-timeout", "5ms", "--raft-election-timeout", "5ms", "--raft-leader-lease-timeout", "5ms"},
+			func(c nodeConfig) bool { return c.Raft.HeartbeatTimeout == 5*time.Millisecond }},
+		{"a 128-byte node id", []string{"--id", strings.Repeat("n", 128)}, func(c nodeConfig) bool { return len(c.Raft.NodeID) == 128 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseServer(t, append([]string{"--id", "n1"}, tt.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(cfg) {
+				t.Errorf("config %+v", cfg)
+			}
+		})
+	}
+}

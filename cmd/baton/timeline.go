@@ -206,6 +206,12 @@ func printTimeline(ctx context.Context, c clientFlags, cl *client.Client, q clie
 		}
 		return nil
 	}
+	printTimelineTable(c, tls)
+	return nil
+}
+
+// printTimelineTable prints the handoff timelines as a table.
+func printTimelineTable(c clientFlags, tls []*handoffTimeline) {
 	t := newTable(c.out, "STARTED", "HANDOFF", "PARTITION", "FROM→TO", "REASON", "PREPARE→DRAIN", "DRAIN→COMMIT", "COMMIT→ACTIVATE", "TOTAL", "RESULT")
 	for _, h := range tls {
 		start := h.Prepared
@@ -231,5 +237,4 @@ func printTimeline(ctx context.Context, c clientFlags, cl *client.Client, q clie
 	if len(tls) == 0 {
 		fmt.Fprintln(c.out, "(no handoffs)")
 	}
-	return nil
 }

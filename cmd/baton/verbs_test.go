@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -9,26 +11,110 @@ import (
 	"github.com/batonhq/baton/fsm"
 )
 
-func TestPartitionIDs(t *testing.T) {
+func TestIDSource(t *testing.T) {
 	tests := []struct {
+		name          string
 		ids, prefix   string
 		count, start  int
 		want          []fsm.PartitionID
-		wantUsageFail bool
+		wantUsageFail string
 	}{
-		{ids: "a, b,c", want: []fsm.PartitionID{"a", "b", "c"}},
-		{prefix: "orders-", count: 3, want: []fsm.PartitionID{"orders-0", "orders-1", "orders-2"}},
-		{prefix: "p", count: 3, start: 9, want: []fsm.PartitionID{"p09", "p10", "p11"}},
-		{prefix: "p", count: 11, want: []fsm.PartitionID{"p00", "p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"}},
-		{ids: "a", count: 2, wantUsageFail: true},
-		{wantUsageFail: true},
-		{count: 2, start: -1, wantUsageFail: true},
+		{name: "explicit ids", ids: "a, b,c", want: []fsm.PartitionID{"a", "b", "c"}},
+		{name: "prefix and count", prefix: "orders-", count: 3, want: []fsm.PartitionID{"orders-0", "orders-1", "orders-2"}},
+		{name: "padded to the widest number", prefix: "p", count: 3, start: 9, want: []fsm.PartitionID{"p09", "p10", "p11"}},
+		{name: "padded from zero", prefix: "p", count: 11, want: []fsm.PartitionID{"p00", "p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"}},
+		{name: "ids and count exclude each other", ids: "a", count: 2, wantUsageFail: "either --ids"},
+		{name: "neither", wantUsageFail: "needs --ids"},
+		{name: "only commas", ids: ",,", wantUsageFail: "no partition id"},
+		{name: "negative start", count: 2, start: -1, wantUsageFail: "--start"},
+		{name: "start overflows", count: 2, start: math.MaxInt, wantUsageFail: "overflow"},
+		{name: "above the cluster's partition limit", prefix: "p", count: 1_000_001, wantUsageFail: "at most 1000000"},
 	}
 	for _, tt := range tests {
-		got, err := partitionIDs(tt.ids, tt.prefix, tt.count, tt.start)
-		if (err != nil) != tt.wantUsageFail || !slices.Equal(got, tt.want) {
-			t.Errorf("partitionIDs(%q, %q, %d, %d) = %v, %v", tt.ids, tt.prefix, tt.count, tt.start, got, err)
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := newIDSource(tt.ids, tt.prefix, tt.count, tt.start, fsm.DefaultConfig().MaxPartitions)
+			if tt.wantUsageFail != "" {
+				var ee *exitError
+				if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tt.wantUsageFail) {
+					t.Fatalf("got %v, want a usage error saying %q", err, tt.wantUsageFail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []fsm.PartitionID
+			for i := range src.len() {
+				got = append(got, src.id(i))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSpecBatches_BoundedMemory checks that declaring many partitions never
+// holds them all: the generator yields batches of at most n in one reused
+// slice (capacity n), in order, covering every id once.
+func TestSpecBatches_BoundedMemory(t *testing.T) {
+	tests := []struct {
+		name         string
+		count, batch int
+		wantBatches  int
+	}{
+		{name: "one partial batch", count: 3, batch: 1000, wantBatches: 1},
+		{name: "exact batches", count: 3000, batch: 1000, wantBatches: 3},
+		{name: "10001 needs a last batch of one", count: 10_001, batch: 1000, wantBatches: 11},
+		{name: "a large count in the server's largest batches", count: 100_000, batch: fsm.DefaultConfig().MaxItems, wantBatches: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := newIDSource("", "p-", tt.count, 0, fsm.DefaultConfig().MaxPartitions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			specs := specSource{ids: src, tpl: "orders.{{.Partition}}.>", weight: 1}
+			next, batches := 0, 0
+			for b, err := range specs.batches(tt.batch) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				batches++
+				if len(b) == 0 || len(b) > tt.batch || cap(b) > tt.batch {
+					t.Fatalf("batch %d: len %d cap %d, want at most %d", batches, len(b), cap(b), tt.batch)
+				}
+				if b[0].ID != src.id(next) || b[len(b)-1].ID != src.id(next+len(b)-1) {
+					t.Fatalf("batch %d holds %s..%s, want %s..%s", batches, b[0].ID, b[len(b)-1].ID, src.id(next), src.id(next+len(b)-1))
+				}
+				if want := "orders." + string(b[0].ID) + ".>"; b[0].Subjects[0] != want {
+					t.Fatalf("subject %q, want %q", b[0].Subjects[0], want)
+				}
+				next += len(b)
+			}
+			if next != tt.count || batches != tt.wantBatches {
+				t.Errorf("%d specs in %d batches, want %d in %d", next, batches, tt.count, tt.wantBatches)
+			}
+		})
+	}
+}
+
+func TestSpecBatches_StopsAtABadSpec(t *testing.T) {
+	src, err := newIDSource("ok-1,bad id,ok-2", "", 0, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []fsm.PartitionID
+	var gotErr error
+	for b, err := range (specSource{ids: src, tpl: "o.{{.Partition}}"}).batches(1) {
+		if err != nil {
+			gotErr = err
+			break
 		}
+		got = append(got, b[0].ID)
+	}
+	if !slices.Equal(got, []fsm.PartitionID{"ok-1"}) || !errors.Is(gotErr, fsm.ErrInvalidArgument) {
+		t.Errorf("got %v then %v, want ok-1 then an invalid_argument error", got, gotErr)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -49,7 +50,7 @@ type workerFlags struct {
 	id, natsURL, stream, createStream   string
 	handler, record, healthAddr, tpl    string
 	concurrency, batch, maxAckPending   int
-	weight                              uint
+	weight                              uint32
 	checkpoint, drainTimeout, ackWait   time.Duration
 	pullExpiry, closeTimeout, reportInt time.Duration
 	logs                                logFlags
@@ -68,22 +69,29 @@ func runWorker(args []string) error {
 	f.StringVar(&w.record, "record", "", "append \"partition seq epoch\" per handled message to this `FILE`")
 	f.StringVar(&w.healthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics on this host:port (port 0 picks one)")
 	f.StringVar(&w.tpl, "subject-template", "", "refuse partitions whose subjects do not follow this template, e.g. 'orders.{{.Partition}}.>'")
-	f.IntVar(&w.concurrency, "concurrency", 16, "handlers running at once, across partitions (one at a time per partition)")
-	f.IntVar(&w.batch, "batch", 0, "messages per pull request (0: the library default, 100; at least 10)")
-	f.IntVar(&w.maxAckPending, "max-ack-pending", 0, "messages delivered and not yet acked (0: the library default, 1000)")
-	f.UintVar(&w.weight, "weight", 1, "placement weight: relative share of partitions")
-	f.DurationVar(&w.checkpoint, "checkpoint-interval", 0, "how often progress is reported; after a crash, messages since the last\ncheckpoint are processed again (0: the library default, 1s)")
-	f.DurationVar(&w.drainTimeout, "drain-timeout", 0, "how long a drain waits for in-flight handlers before cancelling them (0: library default, 10s)")
-	f.DurationVar(&w.ackWait, "ack-wait", 0, "the consumer's AckWait (0: library default, 30s)")
-	f.DurationVar(&w.pullExpiry, "pull-expiry", 0, "how long one pull request waits (0: library default, 5s)")
-	f.DurationVar(&w.closeTimeout, "close-timeout", 30*time.Second, "bound of the graceful hand-off on SIGINT/SIGTERM")
-	f.DurationVar(&w.reportInt, "report-interval", 5*time.Second, "how often the count and sleep handlers print a summary (0: only at exit)")
+	// Flags whose default is the library's are left out of the options when
+	// unset; given explicitly they must lie in the library's range (its
+	// minimums, from the consumer.WithX docs), so 0 never silently means the
+	// default.
+	f.intVar(&w.concurrency, "concurrency", 16, 1, math.MaxInt, "handlers running at once, across partitions (one at a time per partition)")
+	f.intVar(&w.batch, "batch", 0, 10, math.MaxInt, "messages per pull request (unset: the library default, 100)")
+	f.intVar(&w.maxAckPending, "max-ack-pending", 0, 1, math.MaxInt, "messages delivered and not yet acked (unset: the library default, 1000)")
+	f.uint32Var(&w.weight, "weight", 1, 1, maxWeight(), weightUsage("placement weight: relative share of partitions"))
+	f.durationVar(&w.checkpoint, "checkpoint-interval", 0, 10*time.Millisecond, noMax, "how often progress is reported; after a crash, messages since the last\ncheckpoint are processed again (unset: the library default, 1s)")
+	f.durationVar(&w.drainTimeout, "drain-timeout", 0, 100*time.Millisecond, noMax, "how long a drain waits for in-flight handlers before cancelling them (unset: the library default, 10s)")
+	f.durationVar(&w.ackWait, "ack-wait", 0, time.Second, noMax, "the consumer's AckWait (unset: the library default, 30s)")
+	f.durationVar(&w.pullExpiry, "pull-expiry", 0, time.Second, noMax, "how long one pull request waits (unset: the library default, 5s)")
+	f.positiveDurationVar(&w.closeTimeout, "close-timeout", 30*time.Second, "bound of the graceful hand-off on SIGINT/SIGTERM")
+	f.durationVar(&w.reportInt, "report-interval", 5*time.Second, 0, noMax, "how often the count and sleep handlers print a summary (0: only at exit)")
 	w.logs.register(f, "info")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
 	if w.id == "" || w.stream == "" {
 		return usageErrorf("worker needs --worker-id and --stream")
+	}
+	if _, err := workerArg("--worker-id", w.id); err != nil {
+		return err
 	}
 	log, err := w.logs.logger(os.Stderr)
 	if err != nil {
@@ -123,7 +131,7 @@ func (w *workerFlags) run(log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := []consumer.Option{
 		consumer.WithLogger(log), consumer.WithRegisterer(reg),
-		consumer.WithHandlerConcurrency(w.concurrency), consumer.WithWeight(uint32(w.weight)),
+		consumer.WithHandlerConcurrency(w.concurrency), consumer.WithWeight(w.weight),
 	}
 	if w.tpl != "" {
 		opts = append(opts, consumer.WithSubjectTemplate(w.tpl))
@@ -146,6 +154,10 @@ func (w *workerFlags) run(log *slog.Logger) error {
 		}
 	}
 	a, err := consumer.New(ctx, fsm.WorkerID(w.id), cl, js, w.stream, h.handle, opts...)
+	if errors.Is(err, consumer.ErrInvalidOption) {
+		// A relation between flags (--batch below --max-ack-pending, ...).
+		return usageErrorf("worker: %v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -288,7 +300,7 @@ func (h *workerHandler) handle(ctx context.Context, m *consumer.Msg) error {
 	if h.kind == "print" || h.rec != nil {
 		h.mu.Lock()
 		if h.kind == "print" {
-			fmt.Printf("%s seq=%d epoch=%d subject=%s data=%q\n", m.Partition, m.Seq, m.Epoch, m.Subject, m.Data)
+			fmt.Printf("%s seq=%d epoch=%d subject=%s data=%q\n", termSafe(string(m.Partition)), m.Seq, m.Epoch, termSafe(m.Subject), m.Data)
 		}
 		if h.rec != nil {
 			// One write per line: it reaches the file before the message
