@@ -371,7 +371,10 @@ func (rs *restorer) swap(tx *bbolt.Tx, oldGen uint64) error {
 	if err := tx.DeleteBucket(genName(oldGen)); err != nil {
 		return err
 	}
-	v := w.view()
+	v, err := w.view()
+	if err != nil {
+		return err
+	}
 	tx.OnCommit(func() { rs.l.view.Store(v) })
 	return nil
 }
