@@ -16,6 +16,7 @@ import (
 // reset by restoring its original section.
 type restoreTarget struct {
 	l      *Log
+	upTo   fsm.RaftIndex // the index orig was taken at
 	orig   []byte
 	before string
 	bounds Bounds
@@ -30,7 +31,8 @@ func newRestoreTarget(tb testing.TB) *restoreTarget {
 	rt := &restoreTarget{l: openLog(tb, cfg)}
 	e := workload(tb, 41, 120)
 	appendAll(tb, rt.l, groups(e.Events))
-	rt.orig, rt.before, rt.bounds = section(tb, rt.l, e.Index()), dump(tb, rt.l), rt.l.Bounds()
+	rt.upTo = e.Index()
+	rt.orig, rt.before, rt.bounds = section(tb, rt.l, rt.upTo), dump(tb, rt.l), rt.l.Bounds()
 	if rt.bounds.Base == 0 || rt.bounds.Refs == 0 {
 		tb.Fatalf("the target log has no base or reference records: %+v", rt.bounds)
 	}
@@ -43,17 +45,27 @@ func newRestoreTarget(tb testing.TB) *restoreTarget {
 }
 
 // restore restores data into the target and checks the outcome: refused with
-// ErrInvalidSnapshot and the log unchanged, or accepted and equal to what the
-// section describes (checkRestored). It returns the bytes Restore allocated.
+// ErrInvalidSnapshot and the log unchanged (a snapshot taken before still
+// writes the original section), or accepted and equal to what the section
+// describes (checkRestored). It returns the bytes Restore allocated.
 func (rt *restoreTarget) restore(t *testing.T, data []byte) uint64 {
 	t.Helper()
+	// A snapshot open across the restore: a refused restore must not
+	// disturb it, an accepted one must make it fail as stale.
+	snap, err := rt.l.Snapshot(rt.upTo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
 	r := bytes.NewReader(data)
-	var err error
 	n := allocated(func() { err = rt.l.Restore(r) })
 	// Whatever happens, the next input finds the original content (a failed
 	// check must not leave the log changed, or every later input would fail
 	// for this one, minimization included).
 	defer rt.reset(t, err == nil)
+	var buf bytes.Buffer
+	_, werr := snap.WriteTo(&buf)
+	snap.Release()
 	if err != nil {
 		if !errors.Is(err, ErrInvalidSnapshot) {
 			t.Fatalf("Restore = %v, want ErrInvalidSnapshot", err)
@@ -64,7 +76,13 @@ func (rt *restoreTarget) restore(t *testing.T, data []byte) uint64 {
 		if generations(t, rt.l) != 1 || dump(t, rt.l) != rt.before {
 			t.Fatalf("a refused restore changed the log: %v", err)
 		}
+		if werr != nil || !bytes.Equal(buf.Bytes(), rt.orig) {
+			t.Fatalf("a snapshot open across a refused restore wrote %d bytes, %v; want the original section", buf.Len(), werr)
+		}
 		return n
+	}
+	if !errors.Is(werr, ErrSnapshotStale) {
+		t.Fatalf("a snapshot open across an accepted restore: WriteTo = %v, want ErrSnapshotStale", werr)
 	}
 	recs, consumed, err := readSection(data)
 	if err != nil {
