@@ -273,6 +273,9 @@ func (rs *restorer) run(r io.Reader) error {
 	var batch []fsm.Event
 	var prev []byte
 	count := uint64(0)
+	// The log keeps one checkpoint per partition above the base (Append
+	// compacts the others away), so a genuine section holds no more.
+	checkpointed := map[fsm.PartitionID]bool{}
 	for {
 		if kind, data, err = next(); err != nil {
 			return err
@@ -304,6 +307,12 @@ func (rs *restorer) run(r io.Reader) error {
 		if ev.Index > rs.baseIndex {
 			if err := rs.state.Fold(ev); err != nil {
 				return bad("event %d.%d does not fold onto the base state: %w", ev.Index, ev.Seq, err)
+			}
+			if cp, ok := ev.Body.(fsm.Checkpointed); ok {
+				if checkpointed[cp.Partition] {
+					return bad("event %d.%d: a second checkpoint of %s", ev.Index, ev.Seq, cp.Partition)
+				}
+				checkpointed[cp.Partition] = true
 			}
 		}
 		prev = key

@@ -252,6 +252,11 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 		// from a worker that does not own the partition).
 		"history breaks invariants": forge(head(0, 9), rec(recBase, empty), declare,
 			body(3, fsm.Prepared{Handoff: 1, Partition: "p1", From: "w1", To: "w2", Epoch: 1}), rec(recEnd, uv(2))),
+		// A genuine section holds one checkpoint per partition above the
+		// base; a second would be compacted away, so the log would not hold
+		// what the section says.
+		"superseded checkpoint": forge(head(0, 9), rec(recBase, empty), declare,
+			body(3, fsm.Checkpointed{Partition: "p1", Seq: 5}), body(4, fsm.Checkpointed{Partition: "p1", Seq: 6}), rec(recEnd, uv(3))),
 	}
 	// Truncations and bit flips of a good section.
 	r := rand.New(rand.NewPCG(24, 24))
