@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,16 +83,11 @@ func storedEntries(tx *bbolt.Tx) ([]storedEntry, error) {
 	return out, nil
 }
 
-// corrupt changes one stored entry of the file at path: entry sel (modulo
-// their number) gets value data (mode 0), is deleted (mode 1), gets a twin
-// under key data (mode 2); or data is split into a key and a value put into
-// the held bucket (mode 3), where Snap.WriteTo reads clock-prefixed events.
-func corrupt(path string, sel uint16, mode uint8, data []byte) error {
-	db, err := bbolt.Open(path, 0o600, nil)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+// corrupt changes one stored entry of db: entry sel (modulo their number)
+// gets value data (mode 0), is deleted (mode 1), gets a twin under key data
+// (mode 2); or data is split into a key and a value put into the held bucket
+// (mode 3), where Snap.WriteTo reads clock-prefixed events.
+func corrupt(db *bbolt.DB, sel uint16, mode uint8, data []byte) error {
 	return db.Update(func(tx *bbolt.Tx) error {
 		es, err := storedEntries(tx)
 		if err != nil {
@@ -207,7 +203,9 @@ func (sl *storedLog) exercise(t *testing.T, l *Log) {
 		var buf bytes.Buffer
 		_, err := s.WriteTo(&buf)
 		s.Release()
-		corruptOK(t, "WriteTo", err)
+		// A generation pointer changed to another number reads as a
+		// restore.
+		corruptOK(t, "WriteTo", err, ErrSnapshotStale)
 		if err == nil {
 			if _, _, err := readSection(buf.Bytes()); err != nil {
 				t.Fatalf("WriteTo wrote a section that does not read: %v", err)
@@ -219,11 +217,12 @@ func (sl *storedLog) exercise(t *testing.T, l *Log) {
 // FuzzStoredLog reads a log file whose stored keys and values were changed
 // (log.go, writer.go, retention.go, query.go, snapshot.go: everything that
 // reads bbolt: generation and counters, event keys and values, index keys,
-// checkpoint pointers, reference marks, held events, the base state). Open,
-// Query, Replay, Snapshot/WriteTo and Append never panic and fail only with
-// ErrCorrupt (Append also ErrConflict, Snapshot also ErrBelowBase); every
-// query result still matches its query and comes in its order; and the log
-// reopens the same way.
+// checkpoint pointers, reference marks, held events, the base state). The
+// change is made under an open log (whose published view is then stale), and
+// the file is then reopened. Open, Query, Replay, Snapshot/WriteTo and Append
+// never panic and fail only with ErrCorrupt (Append also ErrConflict,
+// Snapshot also ErrBelowBase), and every query result still matches its
+// query and comes in its order.
 func FuzzStoredLog(f *testing.F) {
 	sl := newStoredLog(f)
 	for sel := range uint16(40) {
@@ -236,14 +235,17 @@ func FuzzStoredLog(f *testing.F) {
 		if err := os.WriteFile(path, sl.file, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := corrupt(path, sel, mode, data); err != nil {
-			t.Skipf("corrupt: %v", err) // e.g. a key bbolt refuses
-		}
 		for round := range 2 {
 			l, err := Open(path, sl.cfg)
 			corruptOK(t, "Open", err)
 			if err != nil {
 				return
+			}
+			if round == 0 {
+				if err := corrupt(l.db, sel, mode, data); err != nil {
+					l.Close()
+					t.Skipf("corrupt: %v", err) // e.g. a key bbolt refuses
+				}
 			}
 			sl.exercise(t, l)
 			if round == 0 {
@@ -353,5 +355,27 @@ func TestCorruptStoredLog(t *testing.T) {
 				t.Fatalf("got %v, want ErrCorrupt", err)
 			}
 		})
+	}
+}
+
+// TestWriteToDamagedGeneration: WriteTo reported a generation pointer that is
+// no longer 8 bytes as ErrSnapshotStale (a restore, which raft handles by
+// taking another snapshot) instead of ErrCorrupt. Found by FuzzStoredLog.
+func TestWriteToDamagedGeneration(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, DefaultConfig())
+	appendAll(t, l, groups(workload(t, 52, 40).Events))
+	snap, err := l.Snapshot(l.LastIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	if err := l.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(rootBucket).Put(keyGen, []byte{1, 2, 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snap.WriteTo(io.Discard); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("WriteTo = %v, want ErrCorrupt", err)
 	}
 }

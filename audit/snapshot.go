@@ -113,7 +113,9 @@ func (s *Snap) chunk(after []byte) (evs [][]byte, last []byte, err error) {
 	}
 	end := maxKey(s.upTo)
 	err = s.l.db.View(func(tx *bbolt.Tx) error {
-		if gen, err := currentGen(tx); err != nil || gen != s.gen {
+		if gen, err := currentGen(tx); err != nil {
+			return err
+		} else if gen != s.gen {
 			return ErrSnapshotStale
 		}
 		bs, err := openGen(tx, s.gen)
