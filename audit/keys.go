@@ -65,10 +65,22 @@ func appendKey(b []byte, idx fsm.RaftIndex, seq uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, seq)
 }
 
-// splitKey parses an event key (the last keyLen bytes of k).
+// splitKey parses an event key: the last keyLen bytes of k, which the caller
+// has checked is at least that long (an index key of the expected length, or
+// a key parseKey accepted).
 func splitKey(k []byte) (fsm.RaftIndex, uint32) {
 	k = k[len(k)-keyLen:]
 	return fsm.RaftIndex(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint32(k[8:])
+}
+
+// parseKey parses a key read from the events bucket, which must be exactly an
+// event key.
+func parseKey(k []byte) (fsm.RaftIndex, uint32, error) {
+	if len(k) != keyLen {
+		return 0, 0, fmt.Errorf("%w: event key %x is %d bytes, not %d", ErrCorrupt, k, len(k), keyLen)
+	}
+	idx, seq := splitKey(k)
+	return idx, seq, nil
 }
 
 // flipTime maps a signed time onto an unsigned one in the same order.
@@ -177,7 +189,8 @@ func openGen(tx *bbolt.Tx, gen uint64) (*buckets, error) {
 	return bs, nil
 }
 
-// createGen creates generation gen's buckets, replacing any left over.
+// createGen creates generation gen's buckets, replacing any left over, with
+// zero counters (the base state is the caller's).
 func createGen(tx *bbolt.Tx, gen uint64) error {
 	name := genName(gen)
 	if tx.Bucket(name) != nil {
@@ -194,13 +207,20 @@ func createGen(tx *bbolt.Tx, gen uint64) error {
 			return err
 		}
 	}
+	info := g.Bucket(bInfo)
+	for _, k := range [][]byte{infoIndex, infoTail, infoRefs, infoClock} {
+		if err := info.Put(k, u64(0)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func getU64(b *bbolt.Bucket, k []byte) uint64 {
+// getU64 reads a counter, which every generation has from its creation.
+func getU64(b *bbolt.Bucket, k []byte) (uint64, error) {
 	v := b.Get(k)
 	if len(v) != 8 {
-		return 0
+		return 0, fmt.Errorf("%w: %s is %x", ErrCorrupt, k, v)
 	}
-	return binary.BigEndian.Uint64(v)
+	return binary.BigEndian.Uint64(v), nil
 }

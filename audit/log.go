@@ -103,7 +103,7 @@ func (l *Log) init(tx *bbolt.Tx) error {
 		if err := root.Put(keyVersion, u64(formatVersion)); err != nil {
 			return err
 		}
-	} else if len(v) != 8 || getU64(root, keyVersion) != formatVersion {
+	} else if n, err := getU64(root, keyVersion); err != nil || n != formatVersion {
 		return fmt.Errorf("%w: unknown format version %x", ErrCorrupt, v)
 	}
 	if root.Get(keyGen) == nil {
@@ -152,7 +152,10 @@ func (l *Log) init(tx *bbolt.Tx) error {
 		return err
 	}
 	w.baseBytes = bytes.Clone(w.bs.info.Get(infoBase))
-	v := w.view()
+	v, err := w.view()
+	if err != nil {
+		return err
+	}
 	tx.OnCommit(func() { l.view.Store(v) })
 	return nil
 }
@@ -235,7 +238,10 @@ func (l *Log) Append(events []fsm.Event) error {
 	if err := w.save(); err != nil {
 		return err
 	}
-	v := w.view()
+	v, err := w.view()
+	if err != nil {
+		return err
+	}
 	tx.OnCommit(func() { l.view.Store(v) })
 	return l.translate(tx.Commit())
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -53,7 +54,10 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 	if lastK == nil {
 		return nil, 0, nil
 	}
-	lastIdx, _ := splitKey(lastK)
+	lastIdx, _, err := parseKey(lastK)
+	if err != nil {
+		return nil, 0, err
+	}
 	var newest int64
 	ageOn := false
 	if cfg.MaxAge > 0 {
@@ -77,18 +81,21 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 	var upTo fsm.RaftIndex
 	k, v := c.Seek(evKey(w.base+1, 0))
 	for k != nil {
-		idx, _ := splitKey(k)
+		idx, _, err := parseKey(k)
+		if err != nil {
+			return nil, 0, err
+		}
 		if idx >= lastIdx {
 			break
 		}
 		var group []fsm.Event
 		for ; k != nil; k, v = c.Next() {
-			if i, _ := splitKey(k); i != idx {
-				break
-			}
 			ev, err := decodeStored(k, v)
 			if err != nil {
 				return nil, 0, err
+			}
+			if ev.Index != idx {
+				break
 			}
 			group = append(group, ev)
 		}
@@ -194,7 +201,7 @@ func clampCheckpoints(base *fsm.State, evs []fsm.Event, upTo fsm.RaftIndex) erro
 	return nil
 }
 
-// loadBase decodes the current base state.
+// loadBase decodes the current base state, which must be at the base index.
 func (w *writer) loadBase() (*fsm.State, error) {
 	b := w.baseBytes
 	if b == nil {
@@ -203,6 +210,9 @@ func (w *writer) loadBase() (*fsm.State, error) {
 	s, err := fsm.ReadSnapshot(bytes.NewReader(b), w.l.cfg.FSM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: base state: %w", ErrCorrupt, err)
+	}
+	if s.AppliedIndex() != w.base {
+		return nil, fmt.Errorf("%w: base state at index %d, base index %d", ErrCorrupt, s.AppliedIndex(), w.base)
 	}
 	return s, nil
 }
@@ -306,11 +316,20 @@ func isRef(base *fsm.State, ev fsm.Event) bool {
 	return false
 }
 
-// decodeStored decodes a stored event, reporting corruption with its key.
+// decodeStored decodes a stored event, reporting corruption with its key: a
+// key that is not an event key, a value that does not decode, or an event
+// that is not the one its key names.
 func decodeStored(key, v []byte) (fsm.Event, error) {
+	idx, seq, err := parseKey(key)
+	if err != nil {
+		return fsm.Event{}, err
+	}
 	ev, err := fsm.DecodeEvent(v)
 	if err != nil {
 		return fsm.Event{}, fmt.Errorf("%w: event %x: %w", ErrCorrupt, key, err)
+	}
+	if ev.Index != idx || ev.Seq != seq {
+		return fsm.Event{}, fmt.Errorf("%w: event %d.%d stored under key %x", ErrCorrupt, ev.Index, ev.Seq, key)
 	}
 	return ev, nil
 }
@@ -331,13 +350,19 @@ func (l *Log) Replay() (*fsm.State, error) {
 		if err != nil {
 			return err
 		}
-		w := &writer{l: l, bs: bs}
+		base, err := getU64(bs.info, infoIndex)
+		if err != nil {
+			return err
+		}
+		w := &writer{l: l, bs: bs, base: fsm.RaftIndex(base)}
 		if s, err = w.loadBase(); err != nil {
 			return err
 		}
+		if w.base == math.MaxUint64 {
+			return nil // nothing can be above it
+		}
 		c := bs.events.Cursor()
-		from := fsm.RaftIndex(getU64(bs.info, infoIndex)) + 1
-		for k, v := c.Seek(evKey(from, 0)); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(evKey(w.base+1, 0)); k != nil; k, v = c.Next() {
 			ev, err := decodeStored(k, v)
 			if err != nil {
 				return err

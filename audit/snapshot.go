@@ -113,7 +113,9 @@ func (s *Snap) chunk(after []byte) (evs [][]byte, last []byte, err error) {
 	}
 	end := maxKey(s.upTo)
 	err = s.l.db.View(func(tx *bbolt.Tx) error {
-		if gen, err := currentGen(tx); err != nil || gen != s.gen {
+		if gen, err := currentGen(tx); err != nil {
+			return err
+		} else if gen != s.gen {
 			return ErrSnapshotStale
 		}
 		bs, err := openGen(tx, s.gen)
@@ -221,7 +223,7 @@ type restorer struct {
 	baseIndex  fsm.RaftIndex
 	upTo       fsm.RaftIndex
 	base       []byte
-	baseState  *fsm.State
+	state      *fsm.State // the base state, then with the events above the base folded in
 	tail, refs uint64
 }
 
@@ -264,15 +266,18 @@ func (rs *restorer) run(r io.Reader) error {
 		}
 		rs.base = append(rs.base, data...)
 	}
-	if rs.baseState, err = fsm.ReadSnapshot(bytes.NewReader(rs.base), rs.l.cfg.FSM); err != nil {
+	if rs.state, err = fsm.ReadSnapshot(bytes.NewReader(rs.base), rs.l.cfg.FSM); err != nil {
 		return &badInput{fmt.Errorf("base state: %w", err)}
 	}
-	if rs.baseState.AppliedIndex() != rs.baseIndex {
-		return bad("base state at index %d, header says %d", rs.baseState.AppliedIndex(), rs.baseIndex)
+	if rs.state.AppliedIndex() != rs.baseIndex {
+		return bad("base state at index %d, header says %d", rs.state.AppliedIndex(), rs.baseIndex)
 	}
 	var batch []fsm.Event
 	var prev []byte
 	count := uint64(0)
+	// The log keeps one checkpoint per partition above the base (Append
+	// compacts the others away), so a genuine section holds no more.
+	checkpointed := map[fsm.PartitionID]bool{}
 	for {
 		if kind, data, err = next(); err != nil {
 			return err
@@ -293,8 +298,24 @@ func (rs *restorer) run(r io.Reader) error {
 			return bad("event %d.%d out of order", ev.Index, ev.Seq)
 		case ev.Index > rs.upTo:
 			return bad("event %d.%d above the snapshot index %d", ev.Index, ev.Seq, rs.upTo)
-		case ev.Index <= rs.baseIndex && !isRef(rs.baseState, ev):
+		case ev.Index <= rs.baseIndex && !isRef(rs.state, ev):
 			return bad("event %d.%d at or below the base index explains nothing", ev.Index, ev.Seq)
+		}
+		// The history above the base must fold onto it, as Replay and
+		// every later trim will fold it: a section whose events do not fit
+		// its base state would restore and then fail the first trim.
+		// Events at or below the base all come first (key order), so the
+		// base state is complete for the isRef checks above until then.
+		if ev.Index > rs.baseIndex {
+			if err := rs.state.Fold(ev); err != nil {
+				return bad("event %d.%d does not fold onto the base state: %w", ev.Index, ev.Seq, err)
+			}
+			if cp, ok := ev.Body.(fsm.Checkpointed); ok {
+				if checkpointed[cp.Partition] {
+					return bad("event %d.%d: a second checkpoint of %s", ev.Index, ev.Seq, cp.Partition)
+				}
+				checkpointed[cp.Partition] = true
+			}
 		}
 		prev = key
 		count++
@@ -308,6 +329,9 @@ func (rs *restorer) run(r io.Reader) error {
 	n, err := uvarints(data, 1)
 	if err != nil || n[0] != count {
 		return bad("end record: %d events read, record %x", count, data)
+	}
+	if err := rs.state.CheckInvariants(); err != nil {
+		return bad("the history replays into a state that breaks fsm's invariants: %w", err)
 	}
 	if _, _, ok, err := fr.next(); err != nil || ok {
 		return bad("records after the end record (%v)", err)
@@ -371,7 +395,10 @@ func (rs *restorer) swap(tx *bbolt.Tx, oldGen uint64) error {
 	if err := tx.DeleteBucket(genName(oldGen)); err != nil {
 		return err
 	}
-	v := w.view()
+	v, err := w.view()
+	if err != nil {
+		return err
+	}
 	tx.OnCommit(func() { rs.l.view.Store(v) })
 	return nil
 }

@@ -221,6 +221,10 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 		return rec(recEvent, fsm.EncodeEvent(fsm.Event{Meta: fsm.Meta{Index: idx, Seq: seq}, Body: fsm.RebalanceSet{Paused: true}}))
 	}
 	head := func(base, upTo uint64) []byte { return rec(recHeader, uv(base, upTo, uint64(len(empty)))) }
+	body := func(idx fsm.RaftIndex, b fsm.EventBody) []byte {
+		return rec(recEvent, fsm.EncodeEvent(fsm.Event{Meta: fsm.Meta{Index: idx}, Body: b}))
+	}
+	declare := body(2, fsm.PartitionsDeclared{Partitions: []fsm.PartitionSpec{{ID: "p1", Subjects: []string{"a.>"}}}})
 	cases := map[string][]byte{
 		"empty":               nil,
 		"bad magic":           append([]byte("BATONXXX"), good[8:]...),
@@ -240,6 +244,19 @@ func TestRestoreRejectsBadInput(t *testing.T) {
 		"unknown record":      forge(head(0, 9), rec(recBase, empty), rec(42), rec(recEnd, uv(0))),
 		"after end":           forge(head(0, 9), rec(recBase, empty), rec(recEnd, uv(0)), ev(2, 0)),
 		"empty record":        append(append([]byte("BATONAUD\x01"), 0, 0, 0, 1, 0), make([]byte, 8)...),
+		// Found by FuzzRestoreRecords: the history above the base must fold
+		// onto it (else Replay and the first trim fail after the restore)...
+		"history does not fold": forge(head(0, 9), rec(recBase, empty),
+			body(2, fsm.Committed{Partition: "p1", From: "w1", To: "w2", Epoch: 2}), rec(recEnd, uv(1))),
+		// ...into a state that keeps fsm's invariants (a pending handoff
+		// from a worker that does not own the partition).
+		"history breaks invariants": forge(head(0, 9), rec(recBase, empty), declare,
+			body(3, fsm.Prepared{Handoff: 1, Partition: "p1", From: "w1", To: "w2", Epoch: 1}), rec(recEnd, uv(2))),
+		// A genuine section holds one checkpoint per partition above the
+		// base; a second would be compacted away, so the log would not hold
+		// what the section says.
+		"superseded checkpoint": forge(head(0, 9), rec(recBase, empty), declare,
+			body(3, fsm.Checkpointed{Partition: "p1", Seq: 5}), body(4, fsm.Checkpointed{Partition: "p1", Seq: 6}), rec(recEnd, uv(3))),
 	}
 	// Truncations and bit flips of a good section.
 	r := rand.New(rand.NewPCG(24, 24))

@@ -36,13 +36,18 @@ func (l *Log) writer(tx *bbolt.Tx, hold bool) (*writer, error) {
 	// Keys of these grow (almost) monotonically: pack their pages (bbolt splits
 	// pages at FillPercent, 0.5 by default, which suits random inserts).
 	bs.events.FillPercent, bs.time.FillPercent = 0.95, 0.95
-	return &writer{
-		l: l, bs: bs, gen: gen, hold: hold,
-		base:  fsm.RaftIndex(getU64(bs.info, infoIndex)),
-		tail:  getU64(bs.info, infoTail),
-		refs:  getU64(bs.info, infoRefs),
-		clock: getU64(bs.info, infoClock),
-	}, nil
+	w := &writer{l: l, bs: bs, gen: gen, hold: hold}
+	var base uint64
+	for _, c := range []struct {
+		key []byte
+		to  *uint64
+	}{{infoIndex, &base}, {infoTail, &w.tail}, {infoRefs, &w.refs}, {infoClock, &w.clock}} {
+		if *c.to, err = getU64(bs.info, c.key); err != nil {
+			return nil, err
+		}
+	}
+	w.base = fsm.RaftIndex(base)
+	return w, nil
 }
 
 // save writes the counters (and the base state, if it changed) and advances
@@ -66,22 +71,27 @@ func (w *writer) save() error {
 
 // view summarizes the transaction's final state. It reads the transaction, so
 // it runs before the commit; OnCommit publishes the result.
-func (w *writer) view() *view {
+func (w *writer) view() (*view, error) {
 	v := &view{gen: w.gen, clock: w.clock, base: w.baseBytes}
 	if v.base == nil {
 		v.base = w.l.view.Load().base // unchanged by this transaction
 	}
 	c := w.bs.events.Cursor()
+	var err error
 	if k, _ := c.First(); k != nil {
-		v.bounds.First, _ = splitKey(k)
+		if v.bounds.First, _, err = parseKey(k); err != nil {
+			return nil, err
+		}
 	}
 	if k, _ := c.Last(); k != nil {
-		v.bounds.Last, _ = splitKey(k)
+		if v.bounds.Last, _, err = parseKey(k); err != nil {
+			return nil, err
+		}
 	}
 	v.bounds.Base = w.base
 	v.bounds.Count = int(w.tail + w.refs)
 	v.bounds.Refs = int(w.refs)
-	return v
+	return v, nil
 }
 
 // add stores one event unless it is already there, folded away, or an older
@@ -124,6 +134,9 @@ func (w *writer) add(ev fsm.Event) (bool, error) {
 // replaces. It reports false if a newer checkpoint is already stored.
 func (w *writer) compact(p fsm.PartitionID, key []byte) (bool, error) {
 	if prev := w.bs.ckpt.Get([]byte(p)); prev != nil {
+		if len(prev) != keyLen {
+			return false, fmt.Errorf("%w: checkpoint of %s points at %x", ErrCorrupt, p, prev)
+		}
 		if bytes.Compare(prev, key) >= 0 {
 			return false, nil
 		}

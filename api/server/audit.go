@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,31 +77,22 @@ func parseAuditQuery(r *http.Request) (audit.Query, error) {
 	return q, nil
 }
 
-// formatCursor renders a page cursor as "index.seq.time".
+// formatCursor renders a page cursor as "index.seq.time" (audit.Cursor.String).
 func formatCursor(c *audit.Cursor) string {
 	if c == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d.%d.%d", c.Index, c.Seq, c.Time)
+	return c.String()
 }
 
+// parseCursor reads a cursor with audit.ParseCursor, which accepts exactly
+// what formatCursor writes (its error quotes at most the first 52 bytes).
 func parseCursor(s string) (*audit.Cursor, error) {
-	parts := strings.Split(s, ".")
-	bad := api.Errorf(api.CodeBadRequest, "cursor %q: want a value returned as next", s)
-	if len(parts) < 2 || len(parts) > 3 {
-		return nil, bad
+	c, err := audit.ParseCursor(s)
+	if err != nil {
+		return nil, api.Errorf(api.CodeBadRequest, "%v", err)
 	}
-	idx, err1 := strconv.ParseUint(parts[0], 10, 64)
-	seq, err2 := strconv.ParseUint(parts[1], 10, 32)
-	var t int64
-	var err3 error
-	if len(parts) == 3 {
-		t, err3 = strconv.ParseInt(parts[2], 10, 64)
-	}
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, bad
-	}
-	return &audit.Cursor{Index: fsm.RaftIndex(idx), Seq: uint32(seq), Time: t}, nil
+	return &c, nil
 }
 
 func (s *Server) auditQuery(w http.ResponseWriter, r *http.Request, caller string) error {
