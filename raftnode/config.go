@@ -47,6 +47,13 @@ type Config struct {
 	// entries), so Validate refuses a non-loopback RaftAddr or AdvertiseAddr
 	// without TLS unless this is set. Default false; ignored when TLS is set.
 	InsecureRaft bool
+	// MaxCommandBytes bounds one encoded command: Apply refuses a larger one
+	// (fsm.ErrLimitExceeded) and the raft port refuses any request larger than
+	// a full AppendEntries of such commands (64 entries; see DESIGN.md). Every
+	// node must use the same value: a follower with a smaller one would refuse
+	// the leader's entries. Default 8 MiB, twice the API's default body limit;
+	// 64 KiB to 64 MiB.
+	MaxCommandBytes int64
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are raft's;
 	// defaults 1s, 1s and 500ms. CommitTimeout default 50ms.
@@ -105,6 +112,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		ApplyTimeout:       10 * time.Second,
+		MaxCommandBytes:    8 << 20,
 		FSM:                fsm.DefaultConfig(),
 		Audit:              audit.DefaultConfig(),
 	}
@@ -163,6 +171,9 @@ func (c Config) Validate() error {
 					"InsecureRaft (--raft-insecure)", a.name, a.addr)
 			}
 		}
+	}
+	if c.MaxCommandBytes < minCommandBytes || c.MaxCommandBytes > maxCommandBytes {
+		bad("MaxCommandBytes must be %d to %d, got %d", minCommandBytes, maxCommandBytes, c.MaxCommandBytes)
 	}
 	if err := c.FSM.Validate(); err != nil {
 		errs = append(errs, err)

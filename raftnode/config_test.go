@@ -62,3 +62,19 @@ func TestConfig_RaftWithoutTLSOnlyOnLoopback(t *testing.T) {
 		})
 	}
 }
+
+func TestConfig_MaxCommandBytes(t *testing.T) {
+	tests := []struct {
+		bytes int64
+		ok    bool
+	}{
+		{0, false}, {64<<10 - 1, false}, {64 << 10, true}, {8 << 20, true}, {64 << 20, true}, {64<<20 + 1, false},
+	}
+	for _, tt := range tests {
+		cfg := validConfig()
+		cfg.MaxCommandBytes = tt.bytes
+		if err := cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("MaxCommandBytes %d: %v, want ok=%v", tt.bytes, err, tt.ok)
+		}
+	}
+}
