@@ -18,9 +18,11 @@ import (
 // the state machine's result. The leader stamps its clock into cmd.Time.
 //
 // Outcomes: the fsm.Result (whose Err/Items carry rejections) and nil; or an
-// *fsm.RejectError when cmd fails fsm.Config.CheckCommand (nothing was
-// proposed: no command that would not decode on every replica reaches the
-// log); or ErrNotLeader (as *NotLeaderError; nothing was proposed); or ErrUnknownOutcome
+// *fsm.RejectError when cmd fails fsm.Config.CheckCommand or encodes to more
+// than MaxCommandBytes (limit_exceeded): nothing was proposed, so no command
+// that would not decode on every replica, or that peers' transports would
+// refuse, reaches the log; or ErrNotLeader (as *NotLeaderError; nothing was
+// proposed); or ErrUnknownOutcome
 // (the entry may or may not commit: retry with the same request id); or
 // ErrShutdown.
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
@@ -40,6 +42,12 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {
 		return fsm.Result{}, err
+	}
+	if int64(len(data)) > n.cfg.MaxCommandBytes {
+		// Followers' transports refuse larger entries (msglimit.go): committed,
+		// it would stall replication for good.
+		return fsm.Result{}, fmt.Errorf("raftnode: command of %d bytes exceeds MaxCommandBytes %d: %w",
+			len(data), n.cfg.MaxCommandBytes, fsm.ErrLimitExceeded)
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()

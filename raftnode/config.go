@@ -40,6 +40,20 @@ type Config struct {
 	// certificate, the cluster CA in both RootCAs and ClientCAs, and
 	// ClientAuth = tls.RequireAndVerifyClientCert.
 	TLS *tls.Config
+	// InsecureRaft allows raft without TLS on an address other than loopback
+	// (127.0.0.0/8, ::1, "localhost"; an unspecified address such as 0.0.0.0
+	// is not loopback). Without TLS the raft port is unauthenticated: anyone
+	// who reaches it can act as a cluster member (force an election, append
+	// entries), so Validate refuses a non-loopback RaftAddr or AdvertiseAddr
+	// without TLS unless this is set. Default false; ignored when TLS is set.
+	InsecureRaft bool
+	// MaxCommandBytes bounds one encoded command: Apply refuses a larger one
+	// (fsm.ErrLimitExceeded) and the raft port refuses any request larger than
+	// a full AppendEntries of such commands (64 entries; see DESIGN.md). Every
+	// node must use the same value: a follower with a smaller one would refuse
+	// the leader's entries. Default 8 MiB, twice the API's default body limit;
+	// 64 KiB to 64 MiB.
+	MaxCommandBytes int64
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout are raft's;
 	// defaults 1s, 1s and 500ms. CommitTimeout default 50ms.
@@ -98,6 +112,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		ApplyTimeout:       10 * time.Second,
+		MaxCommandBytes:    8 << 20,
 		FSM:                fsm.DefaultConfig(),
 		Audit:              audit.DefaultConfig(),
 	}
@@ -148,6 +163,18 @@ func (c Config) Validate() error {
 	if c.TLS != nil && (len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil) {
 		bad("TLS needs the node's certificate")
 	}
+	if c.TLS == nil && !c.InsecureRaft {
+		for _, a := range []struct{ name, addr string }{{"RaftAddr", c.RaftAddr}, {"AdvertiseAddr", c.AdvertiseAddr}} {
+			if a.addr != "" && !loopback(a.addr) {
+				bad("%s %s is not a loopback address and raft TLS is off: anyone who reaches it could act as a cluster member; "+
+					"set TLS (baton server: --raft-tls-cert, --raft-tls-key and --raft-tls-ca) or, on a network you trust, "+
+					"InsecureRaft (--raft-insecure)", a.name, a.addr)
+			}
+		}
+	}
+	if c.MaxCommandBytes < minCommandBytes || c.MaxCommandBytes > maxCommandBytes {
+		bad("MaxCommandBytes must be %d to %d, got %d", minCommandBytes, maxCommandBytes, c.MaxCommandBytes)
+	}
 	if err := c.FSM.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -155,4 +182,18 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether a host:port names this machine only: "localhost"
+// or a loopback IP. An empty or unspecified host listens on every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -109,7 +109,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: snapshot store: %w", err))
 	}
-	sl, err := listen(cfg.RaftAddr, cfg.AdvertiseAddr, cfg.TLS)
+	sl, err := listen(cfg.RaftAddr, cfg.AdvertiseAddr, cfg.TLS, limitsFor(cfg.MaxCommandBytes), logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -139,6 +139,7 @@ func New(cfg Config) (*Node, error) {
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = maxAppendEntries // the transport's message bound depends on it
 	rc.BatchApplyCh = true
 	rc.Logger = hlog
 	if err := raft.ValidateConfig(rc); err != nil {

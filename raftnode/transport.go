@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -12,11 +13,14 @@ import (
 )
 
 // streamLayer is raft's network: plain TCP, or TLS with client certificates
-// required on both ends when a tls.Config is given.
+// required on both ends when a tls.Config is given. Every accepted connection
+// reads through a msgGuard, which closes it when a request breaks lim.
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	tls       *tls.Config
+	lim       msgLimits
+	log       *slog.Logger
 
 	// mu guards conns, the accepted connections still open: Close closes them
 	// too, so that a stopped node leaves no reader blocked on a peer's socket.
@@ -40,7 +44,7 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	if s.conns == nil {
 		s.conns = make(map[net.Conn]struct{})
 	}
-	tc := &trackedConn{Conn: c, s: s}
+	tc := &trackedConn{Conn: c, s: s, guard: newMsgGuard(s.lim)}
 	s.conns[tc] = struct{}{}
 	return tc, nil
 }
@@ -59,10 +63,34 @@ func (s *streamLayer) Close() error {
 	return err
 }
 
+// trackedConn is an accepted connection. Only hashicorp's handler goroutine
+// reads it, so guard and err need no lock.
 type trackedConn struct {
 	net.Conn
-	s    *streamLayer
-	once sync.Once
+	s     *streamLayer
+	once  sync.Once
+	guard *msgGuard
+	err   error // set once a request broke the limits; every later Read returns it
+}
+
+// Read passes bytes to the transport's decoder only once the guard has
+// accepted them: the bytes that break a limit (a header declaring 4 GiB) never
+// reach it, and the connection is closed.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if gerr := c.guard.scan(p[:n]); gerr != nil {
+			c.err = gerr
+			c.s.log.Warn("closing a raft connection: request over the transport's limits",
+				"peer", c.RemoteAddr().String(), "err", gerr)
+			c.Close()
+			return 0, gerr
+		}
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
@@ -77,13 +105,13 @@ func (c *trackedConn) Close() error {
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
 // listen binds addr and returns a stream layer that advertises advertise (or
-// the bound address when empty).
-func listen(addr, advertise string, tlsCfg *tls.Config) (*streamLayer, error) {
+// the bound address when empty) and bounds incoming requests by lim.
+func listen(addr, advertise string, tlsCfg *tls.Config, lim msgLimits, log *slog.Logger) (*streamLayer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: listen %s: %w", addr, err)
 	}
-	s := &streamLayer{Listener: ln, advertise: ln.Addr()}
+	s := &streamLayer{Listener: ln, advertise: ln.Addr(), lim: lim, log: log}
 	if advertise != "" {
 		a, err := net.ResolveTCPAddr("tcp", advertise)
 		if err != nil {

@@ -36,8 +36,10 @@ any running node's API. A node restarted on its data dir needs neither (it
 rejoins as the member it was), but --join again is harmless.
 
 Without any --token or --token-file the API is unauthenticated and must listen
-on a loopback address. SIGINT or SIGTERM stops the node gracefully (a leader
-hands leadership over first) within --shutdown-timeout.
+on a loopback address. Without --raft-tls-cert, --raft-tls-key and --raft-tls-ca
+the raft port is unauthenticated too and must listen on and advertise loopback
+addresses, unless --raft-insecure is given. SIGINT or SIGTERM stops the node
+gracefully (a leader hands leadership over first) within --shutdown-timeout.
 
 Example:
   baton server --id n1 --bootstrap
@@ -82,6 +84,8 @@ func (s *serverFlags) register(f *flagSet) {
 	f.StringVar(&s.tlsCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
 	f.StringVar(&s.tlsKey, "raft-tls-key", "", "PEM private key for --raft-tls-cert")
 	f.StringVar(&s.tlsCA, "raft-tls-ca", "", "PEM CA bundle that signs every node's certificate")
+	f.BoolVar(&s.raft.InsecureRaft, "raft-insecure", false, "allow raft without TLS on a non-loopback --raft-addr or --raft-advertise:\n"+
+		"anyone who reaches the raft port can act as a cluster member (use only on a network you trust)")
 	f.StringVar(&s.httpCert, "http-tls-cert", "", "PEM certificate: serve the API over HTTPS")
 	f.StringVar(&s.httpKey, "http-tls-key", "", "PEM private key for --http-tls-cert")
 	f.StringVar(&s.httpCA, "http-tls-ca", "", "PEM CA bundle trusted when this node calls other nodes' HTTPS APIs\n(forwarding to the leader, --join); default: the system roots")
@@ -313,6 +317,10 @@ func runServer(args []string) error {
 		"api_url", n.url, "data_dir", cfg.Raft.DataDir, "bootstrap", cfg.Raft.Bootstrap, "join", s.join.String())
 	if len(cfg.API.Tokens) == 0 {
 		log.Warn("the HTTP API is unauthenticated: no --token or --token-file is set, so it listens on loopback only", "http_addr", n.httpAddr)
+	}
+	if cfg.Raft.InsecureRaft && cfg.Raft.TLS == nil {
+		log.Warn("RAFT IS UNAUTHENTICATED (--raft-insecure): anyone who reaches the raft port can act as a cluster member "+
+			"and rewrite the claim store; configure --raft-tls-cert, --raft-tls-key and --raft-tls-ca", "raft_addr", n.raft.RaftAddr())
 	}
 	if fresh && !cfg.Raft.Bootstrap && len(cfg.Join) == 0 {
 		log.Info("neither --bootstrap nor --join: a fresh node waits to be added with 'baton cluster join'")
