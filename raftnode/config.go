@@ -124,12 +124,18 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("raftnode: config "+format, args...)) }
 	if c.NodeID == "" {
 		bad("NodeID is required")
+	} else if err := fsm.CheckNodeID(c.NodeID); err != nil {
+		// The state machine would refuse to record this node's API address,
+		// and followers could never forward to it.
+		bad("NodeID: %v", err)
 	}
 	if c.DataDir == "" {
 		bad("DataDir is required")
 	}
 	if c.APIAddr == "" {
 		bad("APIAddr is required")
+	} else if len(c.APIAddr) > fsm.MaxAddrLen {
+		bad("APIAddr longer than %d bytes", fsm.MaxAddrLen)
 	}
 	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		bad("RaftAddr %q: %v", c.RaftAddr, err)

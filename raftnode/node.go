@@ -231,11 +231,22 @@ func (n *Node) registerSelf() {
 		case <-ctx.Done():
 		}
 	}()
-	_, err := n.Propose(ctx, fsm.Command{
+	res, err := n.Propose(ctx, fsm.Command{
 		Header: fsm.Header{Actor: "node:" + n.cfg.NodeID, Cause: "leader registers its API address"},
 		Body:   fsm.RegisterNode{Node: n.cfg.NodeID, APIAddr: n.cfg.APIAddr},
 	})
-	if err != nil && !errors.Is(err, ErrShutdown) {
+	if err == nil {
+		err = res.Err
+	}
+	var re *fsm.RejectError
+	switch {
+	case err == nil, errors.Is(err, ErrShutdown):
+	case errors.As(err, &re):
+		// Config.Validate keeps this from happening; if it does anyway,
+		// followers cannot forward to this leader: say so loudly.
+		n.log.Error("the state machine refuses this node's API address; followers cannot forward writes to it",
+			"node", n.cfg.NodeID, "api_addr", n.cfg.APIAddr, "err", err)
+	default:
 		n.log.Warn("register API address", "err", err)
 	}
 }

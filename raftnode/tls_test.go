@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,9 @@ func TestConfig_Validate(t *testing.T) {
 		edit func(*raftnode.Config)
 	}{
 		{"no node id", func(c *raftnode.Config) { c.NodeID = "" }},
+		{"node id the state machine refuses", func(c *raftnode.Config) { c.NodeID = "bad id!" }},
+		{"node id over 128 bytes", func(c *raftnode.Config) { c.NodeID = strings.Repeat("n", 129) }},
+		{"api addr over its limit", func(c *raftnode.Config) { c.APIAddr = "http://" + strings.Repeat("a", 300) }},
 		{"no data dir", func(c *raftnode.Config) { c.DataDir = "" }},
 		{"no api addr", func(c *raftnode.Config) { c.APIAddr = "" }},
 		{"bad raft addr", func(c *raftnode.Config) { c.RaftAddr = "nope" }},
