@@ -82,7 +82,7 @@ func everyMethod(t *testing.T, c *testcluster.Cluster, cl *client.Client, prefix
 	if err != nil || !errors.Is(client.ItemErrors(res), fsm.ErrStaleEpoch) {
 		t.Fatalf("Checkpoints at a stale epoch: %+v, %v; want an item fsm.ErrStaleEpoch", res, err)
 	}
-	if _, err := cl.Checkpoints(ctx, w1, r1.Incarnation-1, nil); !errors.Is(err, fsm.ErrStaleIncarnation) {
+	if _, err := cl.Checkpoints(ctx, w1, r1.Incarnation-1, []fsm.CheckpointItem{{Partition: pa, Epoch: 1, Seq: 6}}); !errors.Is(err, fsm.ErrStaleIncarnation) {
 		t.Fatalf("Checkpoints of a stale incarnation: %v, want fsm.ErrStaleIncarnation", err)
 	}
 

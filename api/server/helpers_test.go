@@ -20,7 +20,7 @@ import (
 // Tokens of the authenticated test clusters, one per role.
 const (
 	opToken     = "operator-secret-0123456789"
-	workerToken = "worker-secret-0123456789ab"
+	workerToken = "worker-secret-0123456789ab" // bound to worker w1
 	readToken   = "read-secret-0123456789abcd"
 	bogusToken  = "nobody-knows-this-token-00"
 )
@@ -28,7 +28,7 @@ const (
 func tokens() []server.Token {
 	return []server.Token{
 		{Name: "ops", Role: server.RoleOperator, Secret: opToken},
-		{Name: "wrk", Role: server.RoleWorker, Secret: workerToken},
+		{Name: "w1", Role: server.RoleWorker, Secret: workerToken, Worker: "w1"},
 		{Name: "ro", Role: server.RoleRead, Secret: readToken},
 	}
 }
