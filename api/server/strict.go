@@ -217,7 +217,7 @@ func (w *walker) value(t reflect.Type, path string, tok json.Token, depth int) e
 		return nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		n, ok := tok.(json.Number)
-		if !ok || !integerLiteral(string(n)) {
+		if !ok || !integerLiteral(string(n)) || strings.HasPrefix(string(n), "-") {
 			return &decodeError{path: path, msg: "want a non-negative integer, got " + describe(tok)}
 		}
 		if _, err := strconv.ParseUint(string(n), 10, t.Bits()); err != nil {
@@ -430,14 +430,16 @@ func unknownKey(key string, fields []field) string {
 	return msg + " (known: " + strings.Join(names, ", ") + ")"
 }
 
-// editDistance is the Levenshtein distance of two short strings.
+// editDistance is the optimal-string-alignment distance of two short
+// strings: insertions, deletions, substitutions and swaps of neighbours
+// ("wroker") each count one.
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
+	for j := range rows[1] {
+		rows[1][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
+		pp, prev, cur := rows[0], rows[1], rows[2]
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -445,10 +447,13 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		rows[0], rows[1], rows[2] = prev, cur, pp
 	}
-	return prev[len(b)]
+	return rows[1][len(b)]
 }
 
 // integerLiteral reports whether a JSON number is written without a fraction
