@@ -38,8 +38,8 @@ func strictTypes() map[string]func() any {
 }
 
 type embedded struct {
-	Inner string `json:"inner"`
-	Shared int   `json:"shared,omitempty"`
+	Inner  string `json:"inner"`
+	Shared int    `json:"shared,omitempty"`
 }
 
 // shapes exercises the rules on what the request types do not use today.
