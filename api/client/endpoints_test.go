@@ -225,6 +225,13 @@ func everyMethod(t *testing.T, c *testcluster.Cluster, cl *client.Client, prefix
 		t.Fatalf("RemoveNode: %v", err)
 	}
 	testcluster.Eventually(t, "the ghost gone", members(3))
+	if err := cl.RemoveNode(ctx, ghost); !errors.Is(err, fsm.ErrUnknownNode) {
+		t.Fatalf("RemoveNode of a removed node: %v, want fsm.ErrUnknownNode", err)
+	}
+	if err := cl.Join(ctx, api.JoinRequest{ID: "bad id!", RaftAddr: "127.0.0.1:1", APIAddr: "http://127.0.0.1:1"}); !errors.Is(err, fsm.ErrInvalidArgument) {
+		t.Fatalf("Join with an invalid id: %v, want fsm.ErrInvalidArgument", err)
+	}
+	testcluster.Eventually(t, "still three members", members(3))
 }
 
 // fakePlanner is a server.Planner with a function field.

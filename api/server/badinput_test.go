@@ -35,6 +35,8 @@ type badCase struct {
 	viaRaft bool
 	// allow is the Allow header a 405 must carry.
 	allow string
+	// msg, if set, must appear in the error's message.
+	msg string
 }
 
 // endpoint is one route of routes.go: the methods it accepts, the role each
@@ -332,6 +334,8 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, bodyCases(f)...)
 	cases = append(cases, queryCases()...)
 	cases = append(cases, semanticCases(f)...)
+	cases = append(cases, strictCases(f)...)
+	cases = append(cases, fieldCases(f)...)
 	for _, target := range []string{"leader", "follower"} {
 		t.Run(target, func(t *testing.T) {
 			for _, tc := range cases {
@@ -394,6 +398,9 @@ func checkAnswer(t *testing.T, tc badCase, resp response) {
 	}
 	if e.Code != tc.code {
 		t.Fatalf("code %s (%s), want %s", e.Code, e.Message, tc.code)
+	}
+	if !strings.Contains(e.Message, tc.msg) {
+		t.Fatalf("message %q, want it to contain %q", e.Message, tc.msg)
 	}
 	if tc.allow != "" {
 		if got := resp.header.Get("Allow"); got != tc.allow {

@@ -22,6 +22,8 @@ import (
 //	p4  owned by w1, epoch 1, active
 //
 // w3 is registered and cordoned, by a request with id fixtureRequestID.
+// Worker tokens are bound to their workers: workerToken to w1, worker2Token
+// to w2, and derivedToken(w) to w.
 type fixture struct {
 	c          *testcluster.Cluster
 	hc         *http.Client
@@ -36,7 +38,7 @@ const maxBody = 1024
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	c := testcluster.NewWithAPI(t, 3, server.Config{Tokens: tokens(), MaxBodyBytes: maxBody})
+	c := testcluster.NewWithAPI(t, 3, server.Config{Tokens: tokens(), WorkerTokenKey: testKey(), MaxBodyBytes: maxBody})
 	f := &fixture{c: c, hc: httpClient(t)}
 	cl, err := client.New(c.URLs(), client.WithToken(opToken))
 	if err != nil {

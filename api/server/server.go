@@ -94,6 +94,13 @@ type method struct {
 // another worker named in the path) is refused before the body is read.
 func (s *Server) route(pattern string, methods map[string]method) {
 	allow := slices.Sorted(maps.Keys(methods))
+	checkID := func(string) error { return nil }
+	switch {
+	case strings.HasPrefix(pattern, api.PathWorker):
+		checkID = func(id string) error { return fsm.CheckWorkerID(fsm.WorkerID(id)) }
+	case strings.HasPrefix(pattern, api.PathPartition):
+		checkID = func(id string) error { return fsm.CheckPartitionID(fsm.PartitionID(id)) }
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		m, ok := methods[r.Method]
 		if !ok {
@@ -114,6 +121,10 @@ func (s *Server) route(pattern string, methods map[string]method) {
 					return
 				}
 			}
+		}
+		if err := checkID(r.PathValue("id")); err != nil {
+			s.fail(w, r, err)
+			return
 		}
 		if m.leader && !s.node.IsLeader() {
 			s.forward(w, r)
