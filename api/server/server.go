@@ -91,7 +91,9 @@ type method struct {
 
 // route registers a path with one handler per method. Everything that can be
 // refused without the body (the method, the token, a worker token used for
-// another worker named in the path) is refused before the body is read.
+// another worker named in the path, an id in the path no worker or partition
+// can have) is refused before the body is read, and before a follower
+// forwards.
 func (s *Server) route(pattern string, methods map[string]method) {
 	allow := slices.Sorted(maps.Keys(methods))
 	checkID := func(string) error { return nil }
