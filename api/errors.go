@@ -14,9 +14,13 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeBodyTooLarge: the request body exceeds the server's bound.
 	CodeBodyTooLarge = "body_too_large"
+	// CodeRequestTimeout: the request body did not arrive within the
+	// server's body read timeout.
+	CodeRequestTimeout = "request_timeout"
 	// CodeUnauthorized: no or unknown bearer token.
 	CodeUnauthorized = "unauthorized"
-	// CodeForbidden: the token's role may not do this.
+	// CodeForbidden: the token's role may not do this, or a worker's token
+	// was used for another worker.
 	CodeForbidden = "forbidden"
 	// CodeNotFound: no such path or object.
 	CodeNotFound = "not_found"
@@ -47,6 +51,7 @@ const (
 var statuses = map[string]int{
 	CodeBadRequest:       http.StatusBadRequest,
 	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeForbidden:        http.StatusForbidden,
 	CodeNotFound:         http.StatusNotFound,

@@ -49,7 +49,13 @@ const (
 	HeaderNode = "X-Baton-Node"
 )
 
+// Request bodies are decoded strictly (docs/api.md, "Request bodies"): a field
+// is required unless its json tag has omitempty, keys must match the tags
+// exactly, and unknown or repeated keys are refused, in nested objects too.
+// The fsm item types the requests carry follow the same rule.
+
 // RegisterRequest registers a worker (a new incarnation if it was known).
+// Required: worker. A worker's token may register only its own worker.
 type RegisterRequest struct {
 	Worker fsm.WorkerID `json:"worker"`
 	Weight uint32       `json:"weight,omitempty"`
@@ -66,7 +72,7 @@ type Registration struct {
 	HeartbeatIntervalMS int64           `json:"heartbeat_interval_ms"`
 }
 
-// HeartbeatRequest renews a session.
+// HeartbeatRequest renews a session. Required: incarnation.
 type HeartbeatRequest struct {
 	Incarnation fsm.Incarnation `json:"incarnation"`
 }
@@ -76,30 +82,34 @@ type HeartbeatResponse struct {
 	SessionTTLMS int64 `json:"session_ttl_ms"`
 }
 
-// LeaveRequest starts a worker's graceful leave.
+// LeaveRequest starts a worker's graceful leave. Required: incarnation.
 type LeaveRequest struct {
 	Incarnation fsm.Incarnation `json:"incarnation"`
 }
 
-// DrainedRequest reports drained handoffs.
+// DrainedRequest reports drained handoffs. Required: incarnation and at
+// least one item (each with partition, epoch and through_seq).
 type DrainedRequest struct {
 	Incarnation fsm.Incarnation `json:"incarnation"`
 	Items       []fsm.DrainItem `json:"items"`
 }
 
-// ActivatedRequest reports activated partitions.
+// ActivatedRequest reports activated partitions. Required: incarnation and
+// at least one item (each with partition and epoch).
 type ActivatedRequest struct {
 	Incarnation fsm.Incarnation    `json:"incarnation"`
 	Items       []fsm.ActivateItem `json:"items"`
 }
 
-// CheckpointsRequest reports progress on many partitions.
+// CheckpointsRequest reports progress on many partitions. Required:
+// incarnation and at least one item (each with partition, epoch and seq).
 type CheckpointsRequest struct {
 	Incarnation fsm.Incarnation      `json:"incarnation"`
 	Items       []fsm.CheckpointItem `json:"items"`
 }
 
-// ReleasedRequest gives partitions up.
+// ReleasedRequest gives partitions up. Required: incarnation and at least one
+// item (each with partition, epoch and through_seq).
 type ReleasedRequest struct {
 	Incarnation fsm.Incarnation   `json:"incarnation"`
 	Items       []fsm.ReleaseItem `json:"items"`
@@ -116,38 +126,44 @@ type WriteResponse struct {
 	Events    []Event       `json:"events,omitempty"`
 }
 
-// DeclareRequest declares partitions.
+// DeclareRequest declares partitions. Required: at least one partition, each
+// with an id.
 type DeclareRequest struct {
 	Partitions []fsm.PartitionSpec `json:"partitions"`
 }
 
-// RemovePartitionsRequest removes partitions (DELETE /v1/partitions/{id} removes one).
+// RemovePartitionsRequest removes partitions (DELETE /v1/partitions/{id}
+// removes one). Required: at least one partition.
 type RemovePartitionsRequest struct {
 	Partitions []fsm.PartitionID `json:"partitions"`
 }
 
 // MoveRequest asks for a partition to move to a worker. Without Force it is a
 // graceful two-phase handoff; with Force the partition moves now and the new
-// owner resumes from the last checkpoint.
+// owner resumes from the last checkpoint. Required: to.
 type MoveRequest struct {
 	To     fsm.WorkerID `json:"to"`
 	Force  bool         `json:"force,omitempty"`
 	Reason string       `json:"reason,omitempty"`
-	// DrainTimeoutMS bounds the drain (0: the server's default).
+	// DrainTimeoutMS bounds the drain: 1 to fsm.MaxDrainTimeout in
+	// milliseconds; 0 or omitted means the server's default.
 	DrainTimeoutMS int64 `json:"drain_timeout_ms,omitempty"`
 }
 
 // CordonRequest cordons (drains for maintenance) or uncordons a worker.
+// Required: on (so that {} cannot uncordon by accident).
 type CordonRequest struct {
 	On bool `json:"on"`
 }
 
-// PinRequest pins a partition to a worker; an empty worker unpins.
+// PinRequest pins a partition to a worker; an empty worker unpins. Required:
+// worker (the key must be there even to unpin).
 type PinRequest struct {
 	Worker fsm.WorkerID `json:"worker"`
 }
 
-// RebalanceRequest pauses or resumes voluntary rebalancing.
+// RebalanceRequest pauses or resumes voluntary rebalancing. Required: paused
+// (so that {} cannot resume by accident).
 type RebalanceRequest struct {
 	Paused bool `json:"paused"`
 }
@@ -177,14 +193,14 @@ type AuditPage struct {
 	Next   string  `json:"next,omitempty"`
 }
 
-// JoinRequest adds a claim-store node.
+// JoinRequest adds a claim-store node. Required: all three fields.
 type JoinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
 }
 
-// RemoveRequest removes a claim-store node.
+// RemoveRequest removes a claim-store node. Required: id.
 type RemoveRequest struct {
 	ID string `json:"id"`
 }

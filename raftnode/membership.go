@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -12,14 +13,54 @@ import (
 	"github.com/batonhq/baton/fsm"
 )
 
+// CheckJoin returns an fsm invalid_argument rejection unless a node may join
+// with these values: id as fsm.CheckNodeID says, raftAddr a host:port with a
+// host and a port from 1 to 65535, and both addresses non-empty and at most
+// fsm.MaxAddrLen bytes. Join checks it before it touches the configuration, so
+// that a join the state machine would refuse adds no voter.
+func CheckJoin(id, raftAddr, apiAddr string) error {
+	if err := fsm.CheckNodeID(id); err != nil {
+		return invalid("id: %s", rejectMsg(err))
+	}
+	if raftAddr == "" || len(raftAddr) > fsm.MaxAddrLen {
+		return invalid("raft_addr: want host:port of 1 to %d bytes", fsm.MaxAddrLen)
+	}
+	host, port, err := net.SplitHostPort(raftAddr)
+	if err != nil || host == "" {
+		return invalid("raft_addr %q: want host:port", raftAddr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return invalid("raft_addr %q: port must be 1 to 65535", raftAddr)
+	}
+	if apiAddr == "" || len(apiAddr) > fsm.MaxAddrLen {
+		return invalid("api_addr: want 1 to %d bytes", fsm.MaxAddrLen)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return &fsm.RejectError{Code: fsm.CodeInvalidArgument, Msg: fmt.Sprintf(format, args...)}
+}
+
+// rejectMsg is a rejection's message without the "fsm: code: " prefix.
+func rejectMsg(err error) string {
+	var re *fsm.RejectError
+	if errors.As(err, &re) && re.Msg != "" {
+		return re.Msg
+	}
+	return err.Error()
+}
+
 // Join adds a node to the cluster as a voter and records its API address. It
 // runs on the leader (ErrNotLeader elsewhere). Joining again with the same id and
 // address only refreshes the API address; a node that comes back under the same
 // id with another address, or a new id at an old address, first has the stale
 // entry removed, so a removed-and-re-added node cannot wedge the cluster.
+// Values CheckJoin refuses are an fsm.ErrInvalidArgument, before anything
+// changes.
 func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
-	if id == "" || raftAddr == "" || apiAddr == "" {
-		return errors.New("raftnode: join needs id, raft address and API address")
+	if err := CheckJoin(id, raftAddr, apiAddr); err != nil {
+		return err
 	}
 	if !n.IsLeader() {
 		return n.notLeader()
@@ -63,15 +104,40 @@ func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
 }
 
 // Remove takes a node out of the cluster and forgets its API address. It runs
-// on the leader. Removing the leader itself is allowed: it steps down.
+// on the leader. Removing the leader itself is allowed: it steps down. An id
+// fsm.CheckNodeID refuses is an fsm.ErrInvalidArgument, and a node neither in
+// the configuration nor registered an fsm.ErrUnknownNode; neither changes
+// anything.
 func (n *Node) Remove(ctx context.Context, id string) error {
+	if err := fsm.CheckNodeID(id); err != nil {
+		return invalid("id: %s", rejectMsg(err))
+	}
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	if err := n.translate(waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, 0))); err != nil {
-		return fmt.Errorf("raftnode: remove %s: %w", id, err)
+	cf := n.raft.GetConfiguration()
+	if err := n.translate(waitFuture(ctx, cf)); err != nil {
+		return fmt.Errorf("raftnode: remove %s: read configuration: %w", id, err)
+	}
+	member := false
+	for _, s := range cf.Configuration().Servers {
+		member = member || s.ID == raft.ServerID(id)
+	}
+	registered := false
+	n.machine.read(func(s *fsm.State) {
+		for _, nd := range s.Nodes() {
+			registered = registered || nd.ID == id
+		}
+	})
+	if !member && !registered {
+		return &fsm.RejectError{Code: fsm.CodeUnknownNode, Msg: fmt.Sprintf("node %s is not a member of the cluster", id)}
+	}
+	if member {
+		if err := n.translate(waitFuture(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, 0))); err != nil {
+			return fmt.Errorf("raftnode: remove %s: %w", id, err)
+		}
 	}
 	if id == n.cfg.NodeID {
 		return nil // no longer leader; the next leader need not know our address

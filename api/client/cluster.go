@@ -26,14 +26,17 @@ func (c *Client) Summary(ctx context.Context) (fsm.Summary, error) {
 }
 
 // Join adds a claim-store node as a voter (operator). Joining again with the
-// same id and addresses is a no-op, so retries are safe.
+// same id and addresses is a no-op, so retries are safe. An id or address the
+// cluster refuses is fsm.ErrInvalidArgument, and adds nothing.
 func (c *Client) Join(ctx context.Context, req api.JoinRequest) error {
 	_, err := c.do(ctx, request{op: "join node " + req.ID, method: http.MethodPost, path: api.PathJoin, body: req, write: true}, nil)
 	return err
 }
 
-// RemoveNode takes a claim-store node out of the cluster (operator). Removing
-// it again is a no-op, so retries are safe.
+// RemoveNode takes a claim-store node out of the cluster (operator). A node
+// the cluster does not know is fsm.ErrUnknownNode; after a retried call whose
+// first attempt's outcome was unknown, that means the node is gone. An invalid
+// id is fsm.ErrInvalidArgument.
 func (c *Client) RemoveNode(ctx context.Context, id string) error {
 	op := "remove node " + id
 	if err := need(op, "node", id); err != nil {

@@ -82,7 +82,7 @@ func everyMethod(t *testing.T, c *testcluster.Cluster, cl *client.Client, prefix
 	if err != nil || !errors.Is(client.ItemErrors(res), fsm.ErrStaleEpoch) {
 		t.Fatalf("Checkpoints at a stale epoch: %+v, %v; want an item fsm.ErrStaleEpoch", res, err)
 	}
-	if _, err := cl.Checkpoints(ctx, w1, r1.Incarnation-1, nil); !errors.Is(err, fsm.ErrStaleIncarnation) {
+	if _, err := cl.Checkpoints(ctx, w1, r1.Incarnation-1, []fsm.CheckpointItem{{Partition: pa, Epoch: 1, Seq: 6}}); !errors.Is(err, fsm.ErrStaleIncarnation) {
 		t.Fatalf("Checkpoints of a stale incarnation: %v, want fsm.ErrStaleIncarnation", err)
 	}
 
@@ -225,6 +225,13 @@ func everyMethod(t *testing.T, c *testcluster.Cluster, cl *client.Client, prefix
 		t.Fatalf("RemoveNode: %v", err)
 	}
 	testcluster.Eventually(t, "the ghost gone", members(3))
+	if err := cl.RemoveNode(ctx, ghost); !errors.Is(err, fsm.ErrUnknownNode) {
+		t.Fatalf("RemoveNode of a removed node: %v, want fsm.ErrUnknownNode", err)
+	}
+	if err := cl.Join(ctx, api.JoinRequest{ID: "bad id!", RaftAddr: "127.0.0.1:1", APIAddr: "http://127.0.0.1:1"}); !errors.Is(err, fsm.ErrInvalidArgument) {
+		t.Fatalf("Join with an invalid id: %v, want fsm.ErrInvalidArgument", err)
+	}
+	testcluster.Eventually(t, "still three members", members(3))
 }
 
 // fakePlanner is a server.Planner with a function field.

@@ -95,7 +95,7 @@ func parseCursor(s string) (*audit.Cursor, error) {
 	return &c, nil
 }
 
-func (s *Server) auditQuery(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) auditQuery(w http.ResponseWriter, r *http.Request, caller principal) error {
 	q, err := parseAuditQuery(r)
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func (s *Server) auditQuery(w http.ResponseWriter, r *http.Request, caller strin
 // auditFollow streams matching events as Server-Sent Events, oldest first: each
 // has id "index.seq.time" (resume with Last-Event-ID or ?after=), event = the
 // type, data = the event's JSON. Comments keep idle connections alive.
-func (s *Server) auditFollow(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) auditFollow(w http.ResponseWriter, r *http.Request, caller principal) error {
 	q, err := parseAuditQuery(r)
 	if err != nil {
 		return err

@@ -35,6 +35,8 @@ type badCase struct {
 	viaRaft bool
 	// allow is the Allow header a 405 must carry.
 	allow string
+	// msg, if set, must appear in the error's message.
+	msg string
 }
 
 // endpoint is one route of routes.go: the methods it accepts, the role each
@@ -248,10 +250,10 @@ func semanticCases(f *fixture) []badCase {
 		{name: "DELETE unknown worker", method: "DELETE", path: "/v1/workers/nope", status: 404, code: string(fsm.CodeUnknownWorker), viaRaft: true},
 		{name: "heartbeat unknown worker", method: "POST", path: "/v1/workers/nope/heartbeat", body: `{"incarnation":1}`, status: 404, code: api.CodeUnknownSession},
 		w("leave unknown worker", "/v1/workers/nope/leave", `{"incarnation":1}`, 404, string(fsm.CodeUnknownWorker)),
-		w("drained by unknown worker", "/v1/workers/nope/drained", `{"incarnation":1,"items":[]}`, 404, string(fsm.CodeUnknownWorker)),
-		w("activated by unknown worker", "/v1/workers/nope/activated", `{"incarnation":1,"items":[]}`, 404, string(fsm.CodeUnknownWorker)),
-		w("checkpoints by unknown worker", "/v1/workers/nope/checkpoints", `{"incarnation":1,"items":[]}`, 404, string(fsm.CodeUnknownWorker)),
-		w("released by unknown worker", "/v1/workers/nope/released", `{"incarnation":1,"items":[]}`, 404, string(fsm.CodeUnknownWorker)),
+		w("drained by unknown worker", "/v1/workers/nope/drained", `{"incarnation":1,"items":[{"partition":"p1","epoch":1,"through_seq":0}]}`, 404, string(fsm.CodeUnknownWorker)),
+		w("activated by unknown worker", "/v1/workers/nope/activated", `{"incarnation":1,"items":[{"partition":"p2","epoch":1}]}`, 404, string(fsm.CodeUnknownWorker)),
+		w("checkpoints by unknown worker", "/v1/workers/nope/checkpoints", `{"incarnation":1,"items":[{"partition":"p4","epoch":1,"seq":1}]}`, 404, string(fsm.CodeUnknownWorker)),
+		w("released by unknown worker", "/v1/workers/nope/released", `{"incarnation":1,"items":[{"partition":"p4","epoch":1,"through_seq":0}]}`, 404, string(fsm.CodeUnknownWorker)),
 		w("cordon unknown worker", "/v1/workers/nope/cordon", `{"on":true}`, 404, string(fsm.CodeUnknownWorker)),
 		{name: "GET unknown partition", method: "GET", path: "/v1/partitions/nope", status: 404, code: string(fsm.CodeUnknownPartition)},
 		{name: "DELETE unknown partition", method: "DELETE", path: "/v1/partitions/nope", status: 404, code: string(fsm.CodeUnknownPartition), viaRaft: true},
@@ -299,8 +301,8 @@ func semanticCases(f *fixture) []badCase {
 		{name: "declare nothing", method: "POST", path: "/v1/partitions", body: `{"partitions":[]}`, status: 400, code: api.CodeBadRequest},
 		{name: "remove no partitions", method: "DELETE", path: "/v1/partitions", body: `{"partitions":[]}`, status: 400, code: api.CodeBadRequest},
 		{name: "join without an id", method: "POST", path: "/v1/cluster/join", body: `{"raft_addr":"127.0.0.1:1","api_addr":"http://127.0.0.1:1"}`, status: 400, code: api.CodeBadRequest},
-		{name: "join with a bad raft address", method: "POST", path: "/v1/cluster/join", body: `{"id":"n9","raft_addr":"nowhere","api_addr":"http://127.0.0.1:1"}`, status: 400, code: api.CodeBadRequest},
-		{name: "join with a bad API address", method: "POST", path: "/v1/cluster/join", body: `{"id":"n9","raft_addr":"127.0.0.1:1","api_addr":"ftp://x"}`, status: 400, code: api.CodeBadRequest},
+		{name: "join with a bad raft address", method: "POST", path: "/v1/cluster/join", body: `{"id":"n9","raft_addr":"nowhere","api_addr":"http://127.0.0.1:1"}`, status: 400, code: string(fsm.CodeInvalidArgument)},
+		{name: "join with a bad API address", method: "POST", path: "/v1/cluster/join", body: `{"id":"n9","raft_addr":"127.0.0.1:1","api_addr":"ftp://x"}`, status: 400, code: string(fsm.CodeInvalidArgument)},
 		{name: "remove a node without an id", method: "POST", path: "/v1/cluster/remove", body: `{}`, status: 400, code: api.CodeBadRequest},
 		{name: "request id with whitespace", method: "POST", path: "/v1/workers/w1/cordon", body: `{"on":true}`,
 			header: map[string]string{api.HeaderRequestID: "a b"}, status: 400, code: api.CodeBadRequest},
@@ -332,6 +334,8 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, bodyCases(f)...)
 	cases = append(cases, queryCases()...)
 	cases = append(cases, semanticCases(f)...)
+	cases = append(cases, strictCases(f)...)
+	cases = append(cases, fieldCases(f)...)
 	for _, target := range []string{"leader", "follower"} {
 		t.Run(target, func(t *testing.T) {
 			for _, tc := range cases {
@@ -394,6 +398,9 @@ func checkAnswer(t *testing.T, tc badCase, resp response) {
 	}
 	if e.Code != tc.code {
 		t.Fatalf("code %s (%s), want %s", e.Code, e.Message, tc.code)
+	}
+	if !strings.Contains(e.Message, tc.msg) {
+		t.Fatalf("message %q, want it to contain %q", e.Message, tc.msg)
 	}
 	if tc.allow != "" {
 		if got := resp.header.Get("Allow"); got != tc.allow {

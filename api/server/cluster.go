@@ -1,15 +1,13 @@
 package server
 
 import (
-	"net"
 	"net/http"
-	"net/url"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/fsm"
 )
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, caller principal) error {
 	st, err := s.node.Status(r.Context())
 	if err != nil {
 		return err
@@ -27,7 +25,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, caller string) e
 	return nil
 }
 
-func (s *Server) summary(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) summary(w http.ResponseWriter, r *http.Request, caller principal) error {
 	c, err := consistency(r)
 	if err != nil {
 		return err
@@ -41,19 +39,13 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, caller string) 
 	return nil
 }
 
-func (s *Server) join(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) join(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.JoinRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if req.ID == "" || req.RaftAddr == "" || req.APIAddr == "" {
-		return api.Errorf(api.CodeBadRequest, "join needs id, raft_addr and api_addr")
-	}
-	if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
-		return api.Errorf(api.CodeBadRequest, "raft_addr %q: %v", req.RaftAddr, err)
-	}
-	if u, err := url.Parse(req.APIAddr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return api.Errorf(api.CodeBadRequest, "api_addr %q: want http(s)://host:port", req.APIAddr)
+	if err := checkJoin(req); err != nil {
+		return err
 	}
 	if err := s.node.Join(r.Context(), req.ID, req.RaftAddr, req.APIAddr); err != nil {
 		return err
@@ -62,13 +54,13 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, caller string) err
 	return nil
 }
 
-func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.RemoveRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if req.ID == "" {
-		return api.Errorf(api.CodeBadRequest, "remove needs id")
+	if err := checkRemoveNode(req); err != nil {
+		return err
 	}
 	if err := s.node.Remove(r.Context(), req.ID); err != nil {
 		return err

@@ -73,9 +73,14 @@ type Planner interface {
 
 // Config configures the server. Zero fields take the defaults shown.
 type Config struct {
-	// Tokens are the accepted bearer tokens. None: no authentication (the
-	// binary then binds loopback only).
+	// Tokens are the accepted static bearer tokens. With neither Tokens nor
+	// WorkerTokenKey there is no authentication (the binary then binds
+	// loopback only).
 	Tokens []Token
+	// WorkerTokenKey, if set, also accepts derived worker tokens
+	// (WorkerToken): a worker is admitted by issuing its token, without a
+	// restart. At least MinWorkerTokenKeyLen bytes.
+	WorkerTokenKey []byte
 	// Sessions renews worker sessions on the leader. Nil: heartbeats only check
 	// that the worker exists with that incarnation.
 	Sessions Sessions
@@ -85,11 +90,17 @@ type Config struct {
 	// Defaults 10s and 2s; they must match the controller's.
 	SessionTTL        time.Duration
 	HeartbeatInterval time.Duration
-	// MaxBodyBytes bounds request bodies. Default 4 MiB.
+	// MaxBodyBytes bounds request bodies. Default 4 MiB; at least 1 KiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body, from the end of its
+	// headers (408 request_timeout after it). Requests without a body, such
+	// as blocking queries and audit follows, have no such bound. Default
+	// 30s.
+	BodyTimeout time.Duration
 	// MaxWait bounds a blocking query's wait. Default 5m; the default wait is 30s.
 	MaxWait time.Duration
-	// DrainTimeout is the default drain deadline of an operator move. Default 30s.
+	// DrainTimeout is the default drain deadline of an operator move.
+	// Default 30s; at most fsm.MaxDrainTimeout.
 	DrainTimeout time.Duration
 	// Forward is the client used to forward requests to the leader (set its
 	// TLS config when the API uses TLS). Default: a client with a 10 s dial
@@ -110,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 4 << 20
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 30 * time.Second
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = 5 * time.Minute
@@ -136,13 +150,20 @@ func (c Config) Validate() error {
 	if c.MaxWait < time.Second {
 		errs = append(errs, fmt.Errorf("server: config MaxWait %s below 1s", c.MaxWait))
 	}
+	if c.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("server: config BodyTimeout %s is negative", c.BodyTimeout))
+	}
+	if c.DrainTimeout <= 0 || fsm.CheckDrainTimeout(c.DrainTimeout) != nil {
+		errs = append(errs, fmt.Errorf("server: config DrainTimeout %s out of range (0, %s]", c.DrainTimeout, fsm.MaxDrainTimeout))
+	}
+	if c.WorkerTokenKey != nil && len(c.WorkerTokenKey) < MinWorkerTokenKeyLen {
+		errs = append(errs, fmt.Errorf("server: config WorkerTokenKey: %w: %d bytes, want at least %d",
+			ErrWorkerTokenKey, len(c.WorkerTokenKey), MinWorkerTokenKeyLen))
+	}
 	seen := map[string]bool{}
 	for i, t := range c.Tokens {
-		if len(t.Secret) < 16 {
-			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): secret shorter than 16 bytes", i, t.Name))
-		}
-		if t.Role < RoleRead || t.Role > RoleOperator {
-			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): invalid role", i, t.Name))
+		if err := t.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): %w", i, clip(t.Name), err))
 		}
 		if seen[t.Secret] {
 			errs = append(errs, fmt.Errorf("server: config Tokens[%d] (%s): duplicate secret", i, t.Name))

@@ -22,6 +22,8 @@ import (
 //	p4  owned by w1, epoch 1, active
 //
 // w3 is registered and cordoned, by a request with id fixtureRequestID.
+// Worker tokens are bound to their workers: workerToken to w1, worker2Token
+// to w2, and derivedToken(w) to w.
 type fixture struct {
 	c          *testcluster.Cluster
 	hc         *http.Client
@@ -34,9 +36,15 @@ const fixtureRequestID = "fixture-cordon-w3"
 // maxBody is the fixture cluster's MaxBodyBytes (the smallest allowed).
 const maxBody = 1024
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB, opts ...testcluster.Option) *fixture {
 	t.Helper()
-	c := testcluster.NewWithAPI(t, 3, server.Config{Tokens: tokens(), MaxBodyBytes: maxBody})
+	return newFixtureN(t, 3, opts...)
+}
+
+// newFixtureN is newFixture with n nodes (the fuzz targets use one).
+func newFixtureN(t testing.TB, n int, opts ...testcluster.Option) *fixture {
+	t.Helper()
+	c := testcluster.NewWithAPI(t, n, server.Config{Tokens: tokens(), WorkerTokenKey: testKey(), MaxBodyBytes: maxBody}, opts...)
 	f := &fixture{c: c, hc: httpClient(t)}
 	cl, err := client.New(c.URLs(), client.WithToken(opToken))
 	if err != nil {
@@ -78,6 +86,16 @@ func newFixture(t *testing.T) *fixture {
 			f.handoff = p.Handoff
 		}
 	}
+	if f.handoff == 0 && res.Duplicate {
+		// The client retried the move (a leader change under load) and
+		// its answer is the first one's, without the events: the state
+		// has the handoff.
+		p1, err := cl.Partition(ctx, "p1")
+		must("get p1", err)
+		if p1.PendingHandoff != nil {
+			f.handoff = p1.PendingHandoff.ID
+		}
+	}
 	if f.handoff == 0 {
 		t.Fatalf("fixture: move p1 prepared no handoff: %+v", res)
 	}
@@ -92,6 +110,6 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // leaderURL and followerURL pick a node to send to.
-func (f *fixture) leaderURL(t *testing.T) string { return f.c.Leader(t).URL }
+func (f *fixture) leaderURL(t testing.TB) string { return f.c.Leader(t).URL }
 
-func (f *fixture) followerURL(t *testing.T) string { return f.c.Followers(t)[0].URL }
+func (f *fixture) followerURL(t testing.TB) string { return f.c.Followers(t)[0].URL }

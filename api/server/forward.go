@@ -1,8 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"io"
 	"net/http"
 	"strings"
 
@@ -27,10 +28,18 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			r.Header.Get(api.HeaderForwarded), id))
 		return
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		// Refused here, as the leader would: no need to send it.
-		s.fail(w, r, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+	// The body is read here, whole and under this node's deadline, before
+	// the leader is called: a body that is too large or never comes is
+	// refused here as the leader would refuse it, and a slow client holds no
+	// connection to the leader.
+	data, err := s.readBody(w, r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
+	}
+	var body io.Reader
+	if data != nil {
+		body = bytes.NewReader(data)
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -42,7 +51,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	target := strings.TrimRight(apiAddr, "/") + r.URL.RequestURI()
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	req, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
 		s.fail(w, r, err)
@@ -55,12 +63,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Header.Set(api.HeaderForwarded, s.node.ID())
 	resp, err := s.fwd.Do(req)
-	if err != nil && errors.As(err, new(*http.MaxBytesError)) {
-		// The body outgrew the bound while being relayed: the client's
-		// fault (413), not the leader's (503 would be retried).
-		s.fail(w, r, err)
-		return
-	}
 	if err != nil {
 		s.log.Debug("forward to leader failed", "leader", id, "err", err)
 		s.fail(w, r, api.Errorf(api.CodeNoLeader, "leader %s unreachable: %v", id, err))
@@ -68,7 +70,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	for k, vs := range resp.Header {
-		if k == api.HeaderNode {
+		if k == api.HeaderNode || k == "Connection" {
+			// Connection is this hop's: guardBody decides it.
 			continue
 		}
 		for _, v := range vs {

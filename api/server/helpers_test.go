@@ -17,20 +17,36 @@ import (
 	"github.com/batonhq/baton/raftnode"
 )
 
-// Tokens of the authenticated test clusters, one per role.
+// Tokens of the authenticated test clusters, one per role; the worker tokens
+// are bound to w1 and w2.
 const (
-	opToken     = "operator-secret-0123456789"
-	workerToken = "worker-secret-0123456789ab"
-	readToken   = "read-secret-0123456789abcd"
-	bogusToken  = "nobody-knows-this-token-00"
+	opToken      = "operator-secret-0123456789"
+	workerToken  = "worker-secret-0123456789ab" // w1's
+	worker2Token = "worker2-secret-0123456789a" // w2's
+	readToken    = "read-secret-0123456789abcd"
+	bogusToken   = "nobody-knows-this-token-00"
 )
 
 func tokens() []server.Token {
 	return []server.Token{
 		{Name: "ops", Role: server.RoleOperator, Secret: opToken},
-		{Name: "wrk", Role: server.RoleWorker, Secret: workerToken},
+		{Name: "w1", Role: server.RoleWorker, Secret: workerToken, Worker: "w1"},
+		{Name: "w2", Role: server.RoleWorker, Secret: worker2Token, Worker: "w2"},
 		{Name: "ro", Role: server.RoleRead, Secret: readToken},
 	}
+}
+
+// testKey is the worker token key of the authenticated test clusters.
+func testKey() []byte { return []byte("0123456789abcdef0123456789abcdef") }
+
+// derivedToken is worker's token derived from testKey.
+func derivedToken(tb testing.TB, worker fsm.WorkerID) string {
+	tb.Helper()
+	tok, err := server.WorkerToken(testKey(), worker)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }
 
 // httpClient returns a client whose idle connections are closed at cleanup,

@@ -1,10 +1,10 @@
 package server
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batonhq/baton/api"
@@ -94,16 +94,37 @@ func requestID(r *http.Request) (string, error) {
 	if id == "" {
 		return raftnode.NewRequestID(), nil
 	}
-	if len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
-		return "", api.Errorf(api.CodeBadRequest, "request id must be at most 128 bytes without whitespace")
+	if err := fsm.CheckRequestID(id); err != nil {
+		return "", api.Errorf(api.CodeBadRequest, "%s", rejectMsg(err))
 	}
 	return id, nil
 }
 
+// workerParam returns the worker id of the path, refusing one no worker can
+// have.
 func workerParam(r *http.Request) (fsm.WorkerID, error) {
-	id := r.PathValue("id")
-	if id == "" {
-		return "", api.Errorf(api.CodeBadRequest, "missing worker id")
+	id := fsm.WorkerID(r.PathValue("id"))
+	if err := fsm.CheckWorkerID(id); err != nil {
+		return "", err
 	}
-	return fsm.WorkerID(id), nil
+	return id, nil
+}
+
+// partitionParam returns the partition id of the path, refusing one no
+// partition can have.
+func partitionParam(r *http.Request) (fsm.PartitionID, error) {
+	id := fsm.PartitionID(r.PathValue("id"))
+	if err := fsm.CheckPartitionID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// rejectMsg is a rejection's message without the "fsm: code: " prefix.
+func rejectMsg(err error) string {
+	var re *fsm.RejectError
+	if errors.As(err, &re) && re.Msg != "" {
+		return re.Msg
+	}
+	return err.Error()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/audit"
@@ -13,38 +12,41 @@ import (
 	"github.com/batonhq/baton/raftnode"
 )
 
-func (s *Server) declare(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) declare(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.DeclareRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if len(req.Partitions) == 0 {
-		return api.Errorf(api.CodeBadRequest, "no partitions to declare")
+	if err := checkDeclare(req); err != nil {
+		return err
 	}
 	return s.operate(w, r, caller, "declare partitions", fsm.Declare{Partitions: req.Partitions}, false)
 }
 
-func (s *Server) removePartitions(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) removePartitions(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.RemovePartitionsRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if len(req.Partitions) == 0 {
-		return api.Errorf(api.CodeBadRequest, "no partitions to remove")
+	if err := checkRemovePartitions(req); err != nil {
+		return err
 	}
 	return s.operate(w, r, caller, "remove partitions", fsm.RemovePartitions{Partitions: req.Partitions}, true)
 }
 
-func (s *Server) removePartition(w http.ResponseWriter, r *http.Request, caller string) error {
-	res, err := s.propose(r, "operator:"+caller, "remove partition",
-		fsm.RemovePartitions{Partitions: []fsm.PartitionID{fsm.PartitionID(r.PathValue("id"))}})
+func (s *Server) removePartition(w http.ResponseWriter, r *http.Request, caller principal) error {
+	id, err := partitionParam(r)
+	if err != nil {
+		return err
+	}
+	res, err := s.propose(r, "operator:"+caller.name, "remove partition", fsm.RemovePartitions{Partitions: []fsm.PartitionID{id}})
 	if err != nil {
 		return err
 	}
 	return single(w, res)
 }
 
-func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request, caller principal) error {
 	c, err := consistency(r)
 	if err != nil {
 		return err
@@ -70,12 +72,15 @@ func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request, caller s
 	return nil
 }
 
-func (s *Server) getPartition(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) getPartition(w http.ResponseWriter, r *http.Request, caller principal) error {
+	id, err := partitionParam(r)
+	if err != nil {
+		return err
+	}
 	c, err := consistency(r)
 	if err != nil {
 		return err
 	}
-	id := fsm.PartitionID(r.PathValue("id"))
 	var p fsm.PartitionInfo
 	var ok bool
 	var idx fsm.RaftIndex
@@ -93,12 +98,19 @@ func (s *Server) getPartition(w http.ResponseWriter, r *http.Request, caller str
 // move is the operator's "move this partition to that worker": a prepared
 // handoff (the owner drains, the controller commits), or with force an immediate
 // commit resuming from the last checkpoint.
-func (s *Server) move(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) move(w http.ResponseWriter, r *http.Request, caller principal) error {
+	id, err := partitionParam(r)
+	if err != nil {
+		return err
+	}
 	var req api.MoveRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	id := fsm.PartitionID(r.PathValue("id"))
+	timeout, err := checkMove(req, s.cfg.DrainTimeout)
+	if err != nil {
+		return err
+	}
 	var p fsm.PartitionInfo
 	var ok bool
 	if err := s.node.Read(r.Context(), raftnode.Default, func(st *fsm.State) { p, ok = st.PartitionView(id) }); err != nil {
@@ -115,16 +127,12 @@ func (s *Server) move(w http.ResponseWriter, r *http.Request, caller string) err
 	if req.Force {
 		body = fsm.ForceCommit{Items: []fsm.ForceItem{{Partition: id, Epoch: p.Epoch, To: req.To, Reason: fsm.ForceOperator}}}
 	} else {
-		timeout := s.cfg.DrainTimeout
-		if req.DrainTimeoutMS > 0 {
-			timeout = time.Duration(req.DrainTimeoutMS) * time.Millisecond
-		}
 		body = fsm.Prepare{Items: []fsm.PrepareItem{{
 			Partition: id, Epoch: p.Epoch, From: p.Owner, To: req.To, Reason: reason,
 			DrainTimeout: int64(timeout),
 		}}}
 	}
-	res, err := s.propose(r, "operator:"+caller, "move "+string(id)+" to "+string(req.To), body)
+	res, err := s.propose(r, "operator:"+caller.name, "move "+string(id)+" to "+string(req.To), body)
 	if errors.Is(err, fsm.ErrRequestIDReused) {
 		// The command is built from the state when it arrives (a forced
 		// move's epoch and owner change once it is applied), so a retry of
@@ -181,15 +189,22 @@ func (s *Server) earlierMove(r *http.Request, id fsm.PartitionID) (fsm.Result, b
 	return fsm.Result{Index: evs[0].Index, Events: evs, Items: make([]error, 1), Duplicate: true}, true
 }
 
-func (s *Server) pin(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) pin(w http.ResponseWriter, r *http.Request, caller principal) error {
+	id, err := partitionParam(r)
+	if err != nil {
+		return err
+	}
 	var req api.PinRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	return s.operate(w, r, caller, "pin", fsm.Pin{Partition: fsm.PartitionID(r.PathValue("id")), Worker: req.Worker}, true)
+	if err := checkPin(req); err != nil {
+		return err
+	}
+	return s.operate(w, r, caller, "pin", fsm.Pin{Partition: id, Worker: req.Worker}, true)
 }
 
-func (s *Server) rebalance(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) rebalance(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.RebalanceRequest
 	if err := s.decode(w, r, &req); err != nil {
 		return err
@@ -201,7 +216,7 @@ func (s *Server) rebalance(w http.ResponseWriter, r *http.Request, caller string
 	return s.operate(w, r, caller, cause, fsm.SetRebalance{Paused: req.Paused}, true)
 }
 
-func (s *Server) listHandoffs(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) listHandoffs(w http.ResponseWriter, r *http.Request, caller principal) error {
 	c, err := consistency(r)
 	if err != nil {
 		return err
@@ -215,7 +230,7 @@ func (s *Server) listHandoffs(w http.ResponseWriter, r *http.Request, caller str
 	return nil
 }
 
-func (s *Server) plan(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) plan(w http.ResponseWriter, r *http.Request, caller principal) error {
 	if s.cfg.Planner == nil {
 		return api.Errorf(api.CodeNotFound, "this node runs no planner")
 	}

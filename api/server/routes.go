@@ -18,20 +18,20 @@ func (s *Server) routes() {
 	s.route(api.PathWorkers, map[string]method{"GET": get(s.listWorkers)})
 	s.route(api.PathWorker, map[string]method{"GET": get(s.getWorker), "DELETE": op(s.removeWorker)})
 	s.route(api.PathHeartbeat, map[string]method{"POST": work(s.heartbeat)})
-	s.route(api.PathLeave, map[string]method{"POST": work(report(s, "leave", true, func(w fsm.WorkerID, req api.LeaveRequest) fsm.Body {
+	s.route(api.PathLeave, map[string]method{"POST": work(report(s, "leave", true, nil, func(w fsm.WorkerID, req api.LeaveRequest) fsm.Body {
 		return fsm.Leave{Worker: w, Incarnation: req.Incarnation}
 	}))})
 	s.route(api.PathAssignment, map[string]method{"GET": {role: RoleRead, handler: s.assignment}})
-	s.route(api.PathDrained, map[string]method{"POST": work(report(s, "drained", true, func(w fsm.WorkerID, req api.DrainedRequest) fsm.Body {
+	s.route(api.PathDrained, map[string]method{"POST": work(report(s, "drained", true, checkDrained, func(w fsm.WorkerID, req api.DrainedRequest) fsm.Body {
 		return fsm.Drain{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
 	}))})
-	s.route(api.PathActivated, map[string]method{"POST": work(report(s, "activated", true, func(w fsm.WorkerID, req api.ActivatedRequest) fsm.Body {
+	s.route(api.PathActivated, map[string]method{"POST": work(report(s, "activated", true, checkActivated, func(w fsm.WorkerID, req api.ActivatedRequest) fsm.Body {
 		return fsm.Activate{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
 	}))})
-	s.route(api.PathCheckpoints, map[string]method{"POST": work(report(s, "checkpoint", false, func(w fsm.WorkerID, req api.CheckpointsRequest) fsm.Body {
+	s.route(api.PathCheckpoints, map[string]method{"POST": work(report(s, "checkpoint", false, checkCheckpoints, func(w fsm.WorkerID, req api.CheckpointsRequest) fsm.Body {
 		return fsm.Checkpoint{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
 	}))})
-	s.route(api.PathReleased, map[string]method{"POST": work(report(s, "released", true, func(w fsm.WorkerID, req api.ReleasedRequest) fsm.Body {
+	s.route(api.PathReleased, map[string]method{"POST": work(report(s, "released", true, checkReleased, func(w fsm.WorkerID, req api.ReleasedRequest) fsm.Body {
 		return fsm.Release{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
 	}))})
 	s.route(api.PathCordon, map[string]method{"POST": op(s.cordon)})

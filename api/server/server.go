@@ -54,7 +54,7 @@ func New(node Node, cfg Config) (*Server, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
-	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens), mux: http.NewServeMux(), fwd: fwd}
+	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens, cfg.WorkerTokenKey), mux: http.NewServeMux(), fwd: fwd}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
 	return s, nil
@@ -72,22 +72,37 @@ func (s *Server) Close() {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(api.HeaderNode, s.node.ID())
+	done := s.guardBody(w, r)
 	s.mux.ServeHTTP(w, r)
+	done()
 }
 
-// handler is an endpoint: it returns an error to be written as JSON.
-type handler func(w http.ResponseWriter, r *http.Request, caller string) error
+// handler is an endpoint: it returns an error to be written as JSON. caller
+// is who the request's token says it comes from.
+type handler func(w http.ResponseWriter, r *http.Request, caller principal) error
 
-// route registers a path with one handler per method, the role each needs, and
-// whether followers forward it to the leader.
+// method is one method of a path: the role it needs, whether followers forward
+// it to the leader, and its handler.
 type method struct {
 	role    Role
 	leader  bool // writes and session calls: must run on the leader
 	handler handler
 }
 
+// route registers a path with one handler per method. Everything that can be
+// refused without the body (the method, the token, a worker token used for
+// another worker named in the path, an id in the path no worker or partition
+// can have) is refused before the body is read, and before a follower
+// forwards.
 func (s *Server) route(pattern string, methods map[string]method) {
 	allow := slices.Sorted(maps.Keys(methods))
+	checkID := func(string) error { return nil }
+	switch {
+	case strings.HasPrefix(pattern, api.PathWorker):
+		checkID = func(id string) error { return fsm.CheckWorkerID(fsm.WorkerID(id)) }
+	case strings.HasPrefix(pattern, api.PathPartition):
+		checkID = func(id string) error { return fsm.CheckPartitionID(fsm.PartitionID(id)) }
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		m, ok := methods[r.Method]
 		if !ok {
@@ -97,6 +112,20 @@ func (s *Server) route(pattern string, methods map[string]method) {
 		caller, aerr := s.auth.check(r, m.role)
 		if aerr != nil {
 			writeError(w, aerr)
+			return
+		}
+		if m.role == RoleWorker {
+			// A worker's own call names the worker in the path; register
+			// names it in the body and checks it there.
+			if id := r.PathValue("id"); id != "" {
+				if err := caller.actFor(fsm.WorkerID(id)); err != nil {
+					writeError(w, err)
+					return
+				}
+			}
+		}
+		if err := checkID(r.PathValue("id")); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		if m.leader && !s.node.IsLeader() {
@@ -208,32 +237,16 @@ func setIndex(w http.ResponseWriter, idx fsm.RaftIndex) {
 	w.Header().Set(api.HeaderIndex, strconv.FormatUint(uint64(idx), 10))
 }
 
-// decode reads one JSON value from a size-limited body, refusing unknown fields
-// and trailing data.
+// decode reads r's body and decodes it into v, a pointer to a request struct,
+// under the API's strict JSON rules (strict.go): a body that breaks them is a
+// 400 bad_request naming the JSON path of the problem.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return api.Errorf(api.CodeBadRequest, "empty body: expected a JSON object")
-		}
-		return api.Errorf(api.CodeBadRequest, "malformed JSON: %v", err)
-	}
-	// Anything but white space after the value is an error. dec.More alone
-	// would accept a stray '}' or ']' (it reports "no more elements" for
-	// those), and the request would be applied despite its garbage.
-	var extra json.RawMessage
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case errors.As(err, new(*http.MaxBytesError)):
+	data, err := s.readBody(w, r)
+	if err != nil {
 		return err
-	default:
-		return api.Errorf(api.CodeBadRequest, "trailing data after the JSON value")
 	}
+	if err := decodeStrict(data, v); err != nil {
+		return api.Errorf(api.CodeBadRequest, "%v", err)
+	}
+	return nil
 }

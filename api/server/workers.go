@@ -31,12 +31,10 @@ func (s *Server) propose(r *http.Request, actor, cause string, body fsm.Body) (f
 	return res, nil
 }
 
-// writeResult answers a write: the index, per-item errors, and (unless omitted)
-// the events.
 // operate proposes an operator's command and answers with its result, with
 // the events it produced when events is set.
-func (s *Server) operate(w http.ResponseWriter, r *http.Request, caller, cause string, body fsm.Body, events bool) error {
-	res, err := s.propose(r, "operator:"+caller, cause, body)
+func (s *Server) operate(w http.ResponseWriter, r *http.Request, caller principal, cause string, body fsm.Body, events bool) error {
+	res, err := s.propose(r, "operator:"+caller.name, cause, body)
 	if err != nil {
 		return err
 	}
@@ -44,6 +42,8 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request, caller, cause s
 	return nil
 }
 
+// writeResult answers a write: the index, per-item errors, and (unless omitted)
+// the events.
 func writeResult(w http.ResponseWriter, res fsm.Result, events bool) {
 	out := api.WriteResponse{Index: res.Index, Duplicate: res.Duplicate}
 	if res.Items != nil {
@@ -71,9 +71,15 @@ func single(w http.ResponseWriter, res fsm.Result) error {
 	return nil
 }
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) register(w http.ResponseWriter, r *http.Request, caller principal) error {
 	var req api.RegisterRequest
 	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := caller.actFor(req.Worker); err != nil {
+		return err
+	}
+	if err := checkRegister(req); err != nil {
 		return err
 	}
 	res, err := s.propose(r, "worker:"+string(req.Worker), "register",
@@ -95,7 +101,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, caller string)
 	return nil
 }
 
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller principal) error {
 	wid, err := workerParam(r)
 	if err != nil {
 		return err
@@ -127,11 +133,12 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller string
 }
 
 // report serves a worker's own report (leave, drained, activated,
-// checkpoints, released): decode the body, build the command, propose it, and
-// answer with the per-item outcomes (and the events, unless events is false:
-// checkpoint batches would repeat every item back).
-func report[Req any](s *Server, verb string, events bool, body func(fsm.WorkerID, Req) fsm.Body) handler {
-	return func(w http.ResponseWriter, r *http.Request, caller string) error {
+// checkpoints, released): decode the body, check it, build the command,
+// propose it, and answer with the per-item outcomes (and the events, unless
+// events is false: checkpoint batches would repeat every item back). route has
+// checked that a worker's token is this worker's.
+func report[Req any](s *Server, verb string, events bool, check func(Req) error, body func(fsm.WorkerID, Req) fsm.Body) handler {
+	return func(w http.ResponseWriter, r *http.Request, caller principal) error {
 		wid, err := workerParam(r)
 		if err != nil {
 			return err
@@ -139,6 +146,11 @@ func report[Req any](s *Server, verb string, events bool, body func(fsm.WorkerID
 		var req Req
 		if err := s.decode(w, r, &req); err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(req); err != nil {
+				return err
+			}
 		}
 		res, err := s.propose(r, "worker:"+string(wid), verb, body(wid, req))
 		if err != nil {
@@ -149,7 +161,7 @@ func report[Req any](s *Server, verb string, events bool, body func(fsm.WorkerID
 	}
 }
 
-func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller principal) error {
 	wid, err := workerParam(r)
 	if err != nil {
 		return err
@@ -157,7 +169,7 @@ func (s *Server) removeWorker(w http.ResponseWriter, r *http.Request, caller str
 	return s.operate(w, r, caller, "remove worker", fsm.RemoveWorker{Worker: wid}, true)
 }
 
-func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller principal) error {
 	wid, err := workerParam(r)
 	if err != nil {
 		return err
@@ -173,7 +185,7 @@ func (s *Server) cordon(w http.ResponseWriter, r *http.Request, caller string) e
 	return s.operate(w, r, caller, cause, fsm.Cordon{Worker: wid, On: req.On}, true)
 }
 
-func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, caller principal) error {
 	c, err := consistency(r)
 	if err != nil {
 		return err
@@ -187,7 +199,7 @@ func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, caller stri
 	return nil
 }
 
-func (s *Server) getWorker(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) getWorker(w http.ResponseWriter, r *http.Request, caller principal) error {
 	wid, err := workerParam(r)
 	if err != nil {
 		return err
@@ -213,7 +225,7 @@ func (s *Server) getWorker(w http.ResponseWriter, r *http.Request, caller string
 // assignment serves a worker's assignment, as a blocking query when ?index=N is
 // given: it waits until a command after N changes this worker's assignment (or
 // the wait ends) and returns X-Baton-Index for the next call.
-func (s *Server) assignment(w http.ResponseWriter, r *http.Request, caller string) error {
+func (s *Server) assignment(w http.ResponseWriter, r *http.Request, caller principal) error {
 	wid, err := workerParam(r)
 	if err != nil {
 		return err

@@ -62,6 +62,7 @@ func commands() []cmdSpec {
 		{"plan", "show the controller's dry run: planned moves and held-back actions", runPlan},
 		{"audit", "query or follow the audit log; --timeline for per-handoff phase timings", runAudit},
 		{"cluster", "add or remove claim-store nodes (cluster join, cluster remove)", runCluster},
+		{"token", "make a worker token key and issue per-worker tokens (token new-key, token issue)", runToken},
 	}
 }
 

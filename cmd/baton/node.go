@@ -127,13 +127,20 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		return nil, err
 	}
 	n.http = &http.Server{
-		Handler:           n.api,
+		Handler: n.api,
+		// A client must send its request head within ReadHeaderTimeout.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		// No ReadTimeout or WriteTimeout: blocking queries and audit follows
-		// are long; the server bounds them itself (MaxWait).
+		// No ReadTimeout: it would bound the whole request, handler included,
+		// and blocking queries and audit follows are long GETs (bounded by
+		// the API's MaxWait instead). The body, which only other requests
+		// have, gets its own deadline from the API server
+		// (server.Config.BodyTimeout, set per request once the head is in);
+		// and any answer given before a body was read closes the
+		// connection rather than wait for it. No WriteTimeout either, for
+		// the same long responses.
 	}
 	go func() { n.serveErr <- n.http.Serve(ln) }()
 

@@ -35,11 +35,14 @@ Start the first node with --bootstrap; start the others with --join pointing at
 any running node's API. A node restarted on its data dir needs neither (it
 rejoins as the member it was), but --join again is harmless.
 
-Without any --token or --token-file the API is unauthenticated and must listen
-on a loopback address. Without --raft-tls-cert, --raft-tls-key and --raft-tls-ca
-the raft port is unauthenticated too and must listen on and advertise loopback
-addresses, unless --raft-insecure is given. SIGINT or SIGTERM stops the node
-gracefully (a leader hands leadership over first) within --shutdown-timeout.
+Without any --token, --token-file or --worker-token-key the API is
+unauthenticated and must listen on a loopback address. A worker token acts only
+for the worker it names (--token w1:worker:SECRET); with --worker-token-key,
+'baton token issue' derives a token for any worker without a restart. Without
+--raft-tls-cert, --raft-tls-key and --raft-tls-ca the raft port is
+unauthenticated too and must listen on and advertise loopback addresses, unless
+--raft-insecure is given. SIGINT or SIGTERM stops the node gracefully (a leader
+hands leadership over first) within --shutdown-timeout.
 
 Example:
   baton server --id n1 --bootstrap
@@ -55,6 +58,7 @@ type serverFlags struct {
 	joinToken               string
 	tokens                  stringList
 	tokenFile               string
+	workerTokenKey          string
 	tlsCert, tlsKey, tlsCA  string
 	httpCert, httpKey       string
 	httpCA                  string
@@ -79,8 +83,13 @@ func (s *serverFlags) register(f *flagSet) {
 	f.BoolVar(&s.bootstrap, "bootstrap", false, "make this node a one-node cluster if it has no raft state yet")
 	f.Var(&s.join, "join", "join the cluster through these nodes' API URLs (`ADDR[,ADDR]`), retrying until it works")
 	f.StringVar(&s.joinToken, "join-token", "", "bearer token (operator role) for --join (default: the first operator --token)")
-	f.Var(&s.tokens, "token", "accepted bearer token `role:secret` or name:role:secret, role read|worker|operator (repeatable)")
-	f.StringVar(&s.tokenFile, "token-file", "", `JSON file of accepted tokens: {"tokens": [{"name": "ci", "role": "operator", "token": "..."}]}`)
+	f.Var(&s.tokens, "token", "accepted bearer token `name:role:secret`, role read|worker|operator (repeatable);\n"+
+		"a worker token is named after the worker it acts for (w1:worker:SECRET); read and operator\n"+
+		"tokens may omit the name (role:secret)")
+	f.StringVar(&s.tokenFile, "token-file", "", `JSON file of accepted tokens: {"tokens": [{"name": "ci", "role": "operator", "token": "..."},`+"\n"+
+		`{"role": "worker", "worker": "w1", "token": "..."}]} ("worker" is required for role worker)`)
+	f.StringVar(&s.workerTokenKey, "worker-token-key", "", "file holding the key of derived worker tokens (hex, from 'baton token new-key');\n"+
+		"the server then also accepts 'baton token issue --worker W' tokens, each for its worker only")
 	f.StringVar(&s.tlsCert, "raft-tls-cert", "", "PEM certificate of this node for mutual TLS between nodes")
 	f.StringVar(&s.tlsKey, "raft-tls-key", "", "PEM private key for --raft-tls-cert")
 	f.StringVar(&s.tlsCA, "raft-tls-ca", "", "PEM CA bundle that signs every node's certificate")
@@ -148,7 +157,14 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	tokens, err := s.loadTokens()
 	if err != nil {
 		errs = append(errs, err)
-	} else if len(tokens) == 0 {
+	}
+	var workerKey []byte
+	if s.workerTokenKey != "" {
+		if workerKey, err = server.LoadWorkerTokenKey(s.workerTokenKey); err != nil {
+			errs = append(errs, fmt.Errorf("--worker-token-key: %w", err))
+		}
+	}
+	if err == nil && len(tokens) == 0 && workerKey == nil {
 		if err := requireLoopback(s.httpAddr); err != nil {
 			errs = append(errs, err)
 		}
@@ -176,6 +192,7 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	rc.Audit.MaxEvents, rc.Audit.MaxAge = s.auditMaxEvents, s.auditMaxAge
 	ac := s.api
 	ac.Tokens = tokens
+	ac.WorkerTokenKey = workerKey
 	ac.DrainTimeout = s.ctrl.DrainTimeout
 	if err := errors.Join(s.ctrl.Validate(), ac.Validate()); err != nil {
 		return nodeConfig{}, &exitError{code: 2, err: err}
@@ -227,7 +244,7 @@ func requireLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--http-addr %s is not a loopback address and no --token or --token-file is set: "+
+	return fmt.Errorf("--http-addr %s is not a loopback address and no --token, --token-file or --worker-token-key is set: "+
 		"refusing to serve an unauthenticated API beyond this machine (configure tokens, or listen on 127.0.0.1)", addr)
 }
 
@@ -315,8 +332,8 @@ func runServer(args []string) error {
 	}
 	log.Info("listening", "id", cfg.Raft.NodeID, "raft_addr", n.raft.RaftAddr(), "http_addr", n.httpAddr,
 		"api_url", n.url, "data_dir", cfg.Raft.DataDir, "bootstrap", cfg.Raft.Bootstrap, "join", s.join.String())
-	if len(cfg.API.Tokens) == 0 {
-		log.Warn("the HTTP API is unauthenticated: no --token or --token-file is set, so it listens on loopback only", "http_addr", n.httpAddr)
+	if len(cfg.API.Tokens) == 0 && cfg.API.WorkerTokenKey == nil {
+		log.Warn("the HTTP API is unauthenticated: no --token, --token-file or --worker-token-key is set, so it listens on loopback only", "http_addr", n.httpAddr)
 	}
 	if cfg.Raft.InsecureRaft && cfg.Raft.TLS == nil {
 		log.Warn("RAFT IS UNAUTHENTICATED (--raft-insecure): anyone who reaches the raft port can act as a cluster member "+
