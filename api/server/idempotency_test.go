@@ -88,3 +88,92 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestRequestID_ReusedForAnotherRequestIsRefused: a request id names one
+// request. Sent again with another request (another verb, another target, the
+// opposite setting) it is 409 request_id_reused and nothing changes, also
+// for a move, whose command is built from the state when it arrives; the same
+// request spelled differently is a retry and gets the first answer.
+func TestRequestID_ReusedForAnotherRequestIsRefused(t *testing.T) {
+	c := testcluster.NewWithAPI(t, 3, server.Config{})
+	hc := httpClient(t)
+	cl, err := client.New(c.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := t.Context()
+	for _, w := range []fsm.WorkerID{"w1", "w2", "w3"} {
+		if _, err := cl.Register(ctx, api.RegisterRequest{Worker: w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Declare(ctx, []fsm.PartitionSpec{{ID: "p1", Subjects: []string{"a.>"}}, {ID: "p2", Subjects: []string{"b.>"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.MustApply(t, fsm.Command{Body: fsm.Claim{Items: []fsm.ClaimItem{{Partition: "p1", Worker: "w1"}, {Partition: "p2", Worker: "w1"}}}})
+	leader := c.Leader(t).URL
+	for _, tc := range []struct {
+		name          string
+		first, second [3]string // method, path, body
+		status        int
+	}{
+		{"forced move reusing a pin's id",
+			[3]string{"POST", "/v1/partitions/p1/pin", `{"worker":"w1"}`},
+			[3]string{"POST", "/v1/partitions/p1/move", `{"to":"w2","force":true}`}, http.StatusConflict},
+		{"move reusing a move's id with another target",
+			[3]string{"POST", "/v1/partitions/p2/move", `{"to":"w2","force":true}`},
+			[3]string{"POST", "/v1/partitions/p2/move", `{"to":"w3","force":true}`}, http.StatusConflict},
+		{"uncordon reusing a cordon's id",
+			[3]string{"POST", "/v1/workers/w3/cordon", `{"on":true}`},
+			[3]string{"POST", "/v1/workers/w3/cordon", `{"on":false}`}, http.StatusConflict},
+		{"the same request spelled differently",
+			[3]string{"POST", "/v1/rebalance", `{"paused":true}`},
+			[3]string{"POST", "/v1/rebalance", "{ \"paused\" :\ttrue }"}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := map[string]string{api.HeaderRequestID: "id-" + strings.ReplaceAll(tc.name, " ", "-")}
+			resp := do(t, hc, tc.first[0], leader+tc.first[1], tc.first[2], "", hdr)
+			if resp.status != http.StatusOK {
+				t.Fatalf("first: %d %s", resp.status, resp.body)
+			}
+			before := capture(t, c)
+			resp = do(t, hc, tc.second[0], c.Followers(t)[0].URL+tc.second[1], tc.second[2], "", hdr)
+			if resp.status != tc.status {
+				t.Fatalf("second: %d %s, want %d", resp.status, resp.body, tc.status)
+			}
+			if tc.status == http.StatusConflict && !strings.Contains(string(resp.body), string(fsm.CodeRequestIDReused)) {
+				t.Fatalf("second: %s, want code %s", resp.body, fsm.CodeRequestIDReused)
+			}
+			unchanged(t, before, capture(t, c), false)
+		})
+	}
+}
+
+// TestLimits_LongestValidIDsAreAccepted: ids at their documented maximum
+// (128 bytes) work everywhere, also inside the actor and cause the server
+// builds from them.
+func TestLimits_LongestValidIDsAreAccepted(t *testing.T) {
+	c := testcluster.NewWithAPI(t, 3, server.Config{})
+	cl, err := client.New(c.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := t.Context()
+	long := fsm.WorkerID(strings.Repeat("w", fsm.MaxIDLen))
+	other := fsm.WorkerID(strings.Repeat("v", 121))
+	part := fsm.PartitionID(strings.Repeat("p", fsm.MaxIDLen))
+	for _, w := range []fsm.WorkerID{long, other} {
+		if _, err := cl.Register(ctx, api.RegisterRequest{Worker: w}); err != nil {
+			t.Fatalf("register a %d-byte worker id: %v", len(w), err)
+		}
+	}
+	if _, err := cl.Declare(ctx, []fsm.PartitionSpec{{ID: part, Subjects: []string{"long.>"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.MustApply(t, fsm.Command{Body: fsm.Claim{Items: []fsm.ClaimItem{{Partition: part, Worker: long}}}})
+	if _, err := cl.Move(ctx, part, api.MoveRequest{To: other, Force: true}); err != nil {
+		t.Fatalf("forced move of a 128-byte partition to a 121-byte worker: %v", err)
+	}
+}

@@ -1,13 +1,10 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/audit"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/raftnode"
 )
@@ -132,61 +129,14 @@ func (s *Server) move(w http.ResponseWriter, r *http.Request, caller principal) 
 			DrainTimeout: int64(timeout),
 		}}}
 	}
+	// The command is built from the state as well (the epoch, the owner), so
+	// a retry after the first attempt applied builds another body; the
+	// request digest (propose) still tells a retry from another request.
 	res, err := s.propose(r, "operator:"+caller.name, "move "+string(id)+" to "+string(req.To), body)
-	if errors.Is(err, fsm.ErrRequestIDReused) {
-		// The command is built from the state when it arrives (a forced
-		// move's epoch and owner change once it is applied), so a retry of
-		// a move that was applied may not be byte-identical to it and the
-		// state machine calls the id reused.
-		// If the id's events are there, this is that retry: answer as the
-		// state machine answers any retry.
-		if dup, ok := s.earlierMove(r, id); ok {
-			writeResult(w, dup, true)
-			return nil
-		}
-	}
 	if err != nil {
 		return err
 	}
 	return single(w, res)
-}
-
-// earlierMove finds the events a command with this request's id left on
-// partition id, newest first and within a bounded scan, and returns them as a
-// duplicate result. Our own proposal was applied (and rejected) after the
-// earlier one, so the earlier one's events are in the log by now.
-func (s *Server) earlierMove(r *http.Request, id fsm.PartitionID) (fsm.Result, bool) {
-	reqID := r.Header.Get(api.HeaderRequestID)
-	if reqID == "" {
-		reqID = r.URL.Query().Get("request_id")
-	}
-	if reqID == "" {
-		return fsm.Result{}, false
-	}
-	q := audit.Query{Partition: id, Desc: true, Limit: audit.MaxLimit}
-	var evs []fsm.Event
-	for range 4 { // a retry comes soon after: its events are among the newest
-		p, err := s.node.Audit().Query(r.Context(), q)
-		if err != nil {
-			return fsm.Result{}, false
-		}
-		for _, ev := range p.Events {
-			if ev.RequestID == reqID {
-				evs = append(evs, ev)
-			} else if len(evs) > 0 {
-				break
-			}
-		}
-		if len(evs) > 0 || p.Next == nil {
-			break
-		}
-		q.After = p.Next
-	}
-	if len(evs) == 0 {
-		return fsm.Result{}, false
-	}
-	slices.Reverse(evs)
-	return fsm.Result{Index: evs[0].Index, Events: evs, Items: make([]error, 1), Duplicate: true}, true
 }
 
 func (s *Server) pin(w http.ResponseWriter, r *http.Request, caller principal) error {

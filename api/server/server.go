@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"maps"
@@ -109,6 +111,7 @@ func (s *Server) route(pattern string, methods map[string]method) {
 			methodNotAllowed(w, r, allow)
 			return
 		}
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, new(decodedBody)))
 		caller, aerr := s.auth.check(r, m.role)
 		if aerr != nil {
 			writeError(w, aerr)
@@ -248,5 +251,41 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := decodeStrict(data, v); err != nil {
 		return api.Errorf(api.CodeBadRequest, "%v", err)
 	}
+	if b, ok := r.Context().Value(bodyKey{}).(*decodedBody); ok {
+		// The decoded value, encoded again, is the request's canonical
+		// form: the same request sent again, however its JSON is spelled,
+		// gives the same bytes (see requestDigest).
+		b.canonical, err = json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("server: encode decoded body: %w", err)
+		}
+	}
 	return nil
+}
+
+// bodyKey is the context key of a request's decodedBody.
+type bodyKey struct{}
+
+// decodedBody holds what decode read, for propose.
+type decodedBody struct{ canonical []byte }
+
+// requestDigest identifies the request behind a write for the state
+// machine's request-id table (fsm.Header.Digest): its method, path (with the
+// ids in it) and canonical body. A command built from the state as well (a
+// move reads the partition's epoch) differs between a request and its retry;
+// the digest does not, so the retry gets the first outcome, and another
+// request reusing the id gets request_id_reused.
+func requestDigest(r *http.Request) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(r.Method))
+	h.Write([]byte{0})
+	h.Write([]byte(r.URL.Path))
+	h.Write([]byte{0})
+	if b, ok := r.Context().Value(bodyKey{}).(*decodedBody); ok {
+		h.Write(b.canonical)
+	}
+	if d := h.Sum64(); d != 0 {
+		return d
+	}
+	return 1 // 0 means "no digest"
 }

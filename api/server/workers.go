@@ -19,7 +19,7 @@ func (s *Server) propose(r *http.Request, actor, cause string, body fsm.Body) (f
 		return fsm.Result{}, err
 	}
 	res, err := s.node.Propose(r.Context(), fsm.Command{
-		Header: fsm.Header{RequestID: id, Actor: actor, Cause: cause},
+		Header: fsm.Header{RequestID: id, Actor: actor, Cause: cause, Digest: requestDigest(r)},
 		Body:   body,
 	})
 	if err != nil {

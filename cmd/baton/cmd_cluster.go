@@ -157,7 +157,7 @@ addresses changes nothing. 'baton server --join' does this by itself.`, 0, 0)
 func runClusterRemove(args []string) error {
 	f := newFlags("cluster remove", "baton cluster remove ID [flags]", `
 Takes a claim-store node out of the cluster (operator). Removing the leader makes
-it step down first. Removing a node twice is a no-op.`, 1, 1)
+it step down first. Removing a node that is not a member is an error (unknown_node).`, 1, 1)
 	var c clientFlags
 	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {
