@@ -200,7 +200,7 @@ func TestDecodeStrict_RequiredFields(t *testing.T) {
 		"activated":   "incarnation items items[].partition items[].epoch",
 		"checkpoints": "incarnation items items[].partition items[].epoch items[].seq",
 		"released":    "incarnation items items[].partition items[].epoch items[].through_seq",
-		"declare":     "partitions partitions[].id",
+		"declare":     "partitions partitions[].id partitions[].subjects",
 		"remove":      "partitions",
 		"move":        "to",
 		"cordon":      "on",

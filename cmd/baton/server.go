@@ -342,12 +342,6 @@ func runServer(args []string) error {
 	if fresh && !cfg.Raft.Bootstrap && len(cfg.Join) == 0 {
 		log.Info("neither --bootstrap nor --join: a fresh node waits to be added with 'baton cluster join'")
 	}
-	wctx, stopWatch := context.WithCancel(context.Background())
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		watchRegistration(wctx, log, n.raft, registrationWatch{grace: 2 * cfg.Raft.ApplyTimeout, poll: time.Second, repeat: time.Minute})
-	}()
 
 	var runErr error
 	select {
@@ -358,8 +352,6 @@ func runServer(args []string) error {
 		log.Error("http server failed; shutting down", "err", err)
 	}
 	stop() // a second signal kills the process at once
-	stopWatch()
-	<-watched
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	if err := n.shutdown(sctx); err != nil {
