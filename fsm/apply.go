@@ -95,7 +95,7 @@ func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
 		return Result{Index: idx, Err: reject(CodeInvalidArgument, "index %d already applied (at %d)", idx, s.applied)}
 	}
 	s.applied, s.term = idx, term
-	if err := s.cfg.checkCommand(cmd); err != nil {
+	if err := checkWith(&s.scratch.w, &s.cfg, cmd); err != nil {
 		var t CommandType
 		if cmd.Body != nil {
 			t = cmd.Body.Type()
@@ -107,7 +107,7 @@ func (s *State) Apply(idx RaftIndex, term uint64, cmd Command) Result {
 	if cmd.RequestID != "" {
 		hash = cmd.Digest
 		if hash == 0 {
-			hash = bodyHash(cmd.Body)
+			hash = bodyHash(&s.scratch, cmd.Body)
 		}
 		if prev, ok := s.requests.lookup(cmd.RequestID); ok {
 			if prev.Hash != hash {

@@ -97,24 +97,30 @@ func (c Config) CheckCommand(cmd Command) error {
 }
 
 func (c Config) checkCommand(cmd Command) *RejectError {
+	return checkWith(&walker{}, &c, cmd)
+}
+
+// checkWith checks cmd against cfg with w, which it resets first.
+func checkWith(w *walker, cfg *Config, cmd Command) *RejectError {
 	if cmd.Body == nil {
 		return reject(CodeInvalidArgument, "command has no body")
 	}
 	if t := cmd.Body.Type(); t == 0 || t >= cmdTypeEnd {
 		return reject(CodeUnknownCommand, "command type %d", t)
 	}
-	w := walker{mode: walkCheck, cfg: &c}
-	cmd.Header.walk(&w)
-	cmd.Body.walk(&w)
+	*w = walker{mode: walkCheck, cfg: cfg, path: w.path[:0]}
+	cmd.Header.walk(w)
+	cmd.Body.walk(w)
 	return w.err
 }
 
 // bodyHash identifies a command body for the request-id dedupe when the
-// header carries no digest.
-func bodyHash(b Body) uint64 {
-	var e encoder
-	b.walk(&walker{mode: walkEncode, enc: &e})
-	return fnv64a(e.buf)
+// header carries no digest. sc's buffer is reused.
+func bodyHash(sc *scratch, b Body) uint64 {
+	sc.enc.buf = sc.enc.buf[:0]
+	sc.w = walker{mode: walkEncode, enc: &sc.enc, path: sc.w.path[:0]}
+	b.walk(&sc.w)
+	return fnv64a(sc.enc.buf)
 }
 
 func fnv64a(b []byte) uint64 {

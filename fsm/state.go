@@ -101,6 +101,16 @@ type State struct {
 	owned     map[WorkerID]map[PartitionID]struct{} // partitions by Owner
 	lingering map[WorkerID]map[PartitionID]struct{} // partitions by Lingerers' workers
 	subjects  *SubjectIndex
+
+	// scratch is reused by every Apply to check and hash commands, so that
+	// they allocate no walker or buffer of their own.
+	scratch scratch
+}
+
+// scratch is Apply's reusable walker and encoding buffer.
+type scratch struct {
+	w   walker
+	enc encoder
 }
 
 // New returns an empty state bounded by cfg.
