@@ -279,6 +279,8 @@ func (a *applier) dispatch(b Body) {
 		} else {
 			a.emit(NodeRemoved(b))
 		}
+	case MarkDigest:
+		// Nothing: raftnode fingerprints the state at this index.
 	case SetRebalance:
 		if b.Paused != a.s.paused {
 			a.emit(RebalanceSet(b))
