@@ -72,6 +72,12 @@ type Config struct {
 	// ApplyTimeout bounds Apply and reads whose context has no deadline.
 	// Default 10s.
 	ApplyTimeout time.Duration
+	// DigestInterval is how often the leader proposes a digest mark (an
+	// fsm.MarkDigest), and only if the applied index moved since the last
+	// one: every replica fingerprints its state and audit log at the mark's
+	// index, and the nodes compare fingerprints (see DESIGN.md, "Corruption
+	// check"). Default 1 min.
+	DigestInterval time.Duration
 	// NoSync skips fsync in the raft log store. Only for tests and benchmarks:
 	// a crash may lose acknowledged writes.
 	NoSync bool
@@ -112,6 +118,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		ApplyTimeout:       10 * time.Second,
+		DigestInterval:     time.Minute,
 		MaxCommandBytes:    8 << 20,
 		FSM:                fsm.DefaultConfig(),
 		Audit:              audit.DefaultConfig(),
@@ -152,6 +159,7 @@ func (c Config) Validate() error {
 		"HeartbeatTimeout": c.HeartbeatTimeout, "ElectionTimeout": c.ElectionTimeout,
 		"LeaderLeaseTimeout": c.LeaderLeaseTimeout, "CommitTimeout": c.CommitTimeout,
 		"SnapshotInterval": c.SnapshotInterval, "ApplyTimeout": c.ApplyTimeout,
+		"DigestInterval": c.DigestInterval,
 	} {
 		if d <= 0 {
 			bad("%s must be > 0, got %s", name, d)

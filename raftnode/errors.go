@@ -24,6 +24,12 @@ var (
 	// ErrNotReady is returned by reads that need a caught-up state on a node
 	// that is still catching up after a restart.
 	ErrNotReady = errors.New("raftnode: not ready")
+	// ErrDiverged is returned by Ready, and by reads this node would answer
+	// from its own state, once the corruption check has found this node's
+	// state or audit log different from the majority's at an agreed index.
+	// The error is a *DivergedError naming the index and both digests; it
+	// also matches ErrNotReady.
+	ErrDiverged = errors.New("raftnode: state diverged from the other replicas")
 )
 
 // NotLeaderError is ErrNotLeader with what the node knows of the leader.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -41,6 +43,22 @@ type machine struct {
 	// onEvents, if set, sees every batch's events on the FSM goroutine, after
 	// the audit log has them. It must not block.
 	onEvents func([]fsm.Event)
+
+	// digests holds the digests taken at the last keepDigests marks, oldest
+	// first. The FSM goroutine replaces the slice, never changes one
+	// published; anyone may load it.
+	digests atomic.Pointer[[]Digest]
+	// lastMark is the index of the last digest mark applied (FSM goroutine
+	// writes, the mark loop reads).
+	lastMark atomic.Uint64
+	// now is the node's clock and digestMaxAge the age past which a mark is
+	// not fingerprinted (see digestMaxAge).
+	now          func() time.Time
+	digestMaxAge time.Duration
+	// onRestore, if set, runs on the FSM goroutine after a snapshot replaced
+	// the state: the digests and any divergence found are about the state
+	// that was replaced.
+	onRestore func()
 }
 
 var (
@@ -56,6 +74,7 @@ func newMachine(cfg fsm.Config, log *audit.Log, logger *slog.Logger) (*machine, 
 	return &machine{
 		log: logger, cfg: cfg, audit: log, state: s,
 		touched: make(map[fsm.WorkerID]fsm.RaftIndex), changed: make(chan struct{}),
+		now: time.Now, digestMaxAge: digestMaxAge(DefaultConfig().DigestInterval),
 	}, nil
 }
 
@@ -63,11 +82,14 @@ func newMachine(cfg fsm.Config, log *audit.Log, logger *slog.Logger) (*machine, 
 func (m *machine) Apply(l *raft.Log) any { return m.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM: one lock and one audit transaction per
-// batch of committed entries.
+// batch of committed entries. A digest mark ends a segment of the batch: the
+// entries up to it reach the state and the audit log, the digest is taken,
+// then the rest follows.
 func (m *machine) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var events []fsm.Event
 	refused := 0
+	flushed := 0 // events[:flushed] are in the audit log
 	m.mu.Lock()
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
@@ -100,13 +122,20 @@ func (m *machine) ApplyBatch(logs []*raft.Log) []any {
 			}
 		}
 		events = append(events, res.Events...)
+		if at, ok := markOf(l, res); ok {
+			m.mu.Unlock()
+			m.appendAudit(events[flushed:], l.Index)
+			flushed = len(events)
+			if age := m.now().Sub(at); age <= m.digestMaxAge {
+				m.takeDigest(fsm.RaftIndex(l.Index))
+			} else {
+				m.lastMark.Store(l.Index)
+			}
+			m.mu.Lock()
+		}
 	}
 	m.mu.Unlock()
-	if err := m.audit.Append(events); err != nil {
-		// The audit log is part of the replicated state; a replica that cannot
-		// write it stops, and rebuilds it from the snapshot and log on restart.
-		panic(fmt.Sprintf("raftnode: audit append at %d: %v", logs[len(logs)-1].Index, err))
-	}
+	m.appendAudit(events[flushed:], logs[len(logs)-1].Index)
 	// Wake waiters only now, so that whoever wakes finds the batch in the
 	// state and in the audit log alike.
 	m.mu.Lock()
@@ -120,6 +149,15 @@ func (m *machine) ApplyBatch(logs []*raft.Log) []any {
 		m.onEvents(events)
 	}
 	return out
+}
+
+// appendAudit appends applied events to the audit log. The audit log is part
+// of the replicated state; a replica that cannot write it stops, and rebuilds
+// it from the snapshot and log on restart.
+func (m *machine) appendAudit(events []fsm.Event, last uint64) {
+	if err := m.audit.Append(events); err != nil {
+		panic(fmt.Sprintf("raftnode: audit append at %d: %v", last, err))
+	}
 }
 
 // read runs fn on the state under the read lock.
@@ -244,6 +282,10 @@ func (m *machine) Restore(rc io.ReadCloser) error {
 	close(m.changed)
 	m.changed = make(chan struct{})
 	m.mu.Unlock()
+	m.digests.Store(nil)
+	if m.onRestore != nil {
+		m.onRestore()
+	}
 	m.log.Info("restored snapshot", "index", s.AppliedIndex())
 	return nil
 }

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,18 @@ const (
 	metricEventsApplied  = "baton_raftnode_events_total"
 	metricIsLeader       = "baton_raftnode_is_leader"
 	metricEntriesRefused = "baton_raftnode_entries_refused_total"
+	metricDivergence     = "baton_raftnode_state_divergence"
+)
+
+// Label names.
+const (
+	// labelNode is the node a metric is about: the node's own id (a constant
+	// label) on every metric but the divergence gauge, where it is the node
+	// found divergent or not.
+	labelNode = "node"
+	// labelObserver is the node whose corruption check set the divergence
+	// gauge.
+	labelObserver = "observer"
 )
 
 // metrics are one node's Prometheus collectors, labelled with its id so that
@@ -28,10 +41,17 @@ type metrics struct {
 	events       prometheus.Counter
 	refused      prometheus.Counter
 	leader       prometheus.Gauge
+	// divergence is 1 for each member this node's corruption check holds
+	// divergent, 0 for the others it compared; divMu guards divergence's
+	// label set against concurrent setDivergence calls (there is one check
+	// goroutine, but nothing forbids a second).
+	divergence *prometheus.GaugeVec
+	divMu      sync.Mutex
+	divNodes   map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer, node string) *metrics {
-	labels := prometheus.Labels{"node": node}
+	labels := prometheus.Labels{labelNode: node}
 	apply := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: metricApplySeconds, Help: "Time from proposing a command to its state machine result.",
 		ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -42,8 +62,12 @@ func newMetrics(reg prometheus.Registerer, node string) *metrics {
 	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: metricEntriesRefused,
 		Help: "Committed entries refused because they did not decode or failed the command checks (EntryRejected events): a proposer skipped the checks.", ConstLabels: labels})
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricIsLeader, Help: "1 while this node is the raft leader.", ConstLabels: labels})
+	div := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricDivergence,
+		Help:        "1 while the observer's corruption check holds the node's state or audit log different from the other replicas' at an agreed index; 0 for the other nodes compared.",
+		ConstLabels: prometheus.Labels{labelObserver: node}}, []string{labelNode})
 	m := &metrics{reg: reg, applySeconds: apply, applyErrors: errs, entries: entries, events: events, refused: refused, leader: leader,
-		collectors: []prometheus.Collector{apply, errs, entries, events, refused, leader}}
+		divergence: div, divNodes: map[string]bool{},
+		collectors: []prometheus.Collector{apply, errs, entries, events, refused, leader, div}}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c) // a re-registration after restart in one process keeps the old one
@@ -70,6 +94,27 @@ func (m *metrics) setLeader(on bool) {
 		m.leader.Set(1)
 	} else {
 		m.leader.Set(0)
+	}
+}
+
+// setDivergence sets the divergence gauge of every node in flags (true:
+// divergent) and removes the nodes no longer there.
+func (m *metrics) setDivergence(flags map[string]bool) {
+	m.divMu.Lock()
+	defer m.divMu.Unlock()
+	for node := range m.divNodes {
+		if _, ok := flags[node]; !ok {
+			m.divergence.DeleteLabelValues(node)
+			delete(m.divNodes, node)
+		}
+	}
+	for node, on := range flags {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		m.divergence.WithLabelValues(node).Set(v)
+		m.divNodes[node] = true
 	}
 }
 

@@ -37,6 +37,9 @@ type Node struct {
 	// barrier applied: linearizable reads need a commit in the current term.
 	barrierTerm atomic.Uint64
 
+	// div is what the corruption check found (divergence.go).
+	div divergence
+
 	// leaderMu guards leaderCh, closed and replaced on every leadership change
 	// seen by this node.
 	leaderMu sync.Mutex
@@ -129,6 +132,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.machine.onApply = n.metrics.applied
 	n.machine.onEvents = cfg.OnEvents
+	n.wireDigests()
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -178,8 +182,9 @@ func New(cfg Config) (*Node, error) {
 		return false
 	})
 	r.RegisterObserver(n.observer)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.run()
+	go n.markLoop()
 	logger.Info("node started", "raft_addr", trans.LocalAddr(), "api_addr", cfg.APIAddr, "bootstrap", cfg.Bootstrap)
 	return n, nil
 }

@@ -57,7 +57,8 @@ func (c Consistency) String() string {
 //
 // It returns ErrNotLeader for Default and Linearizable on a follower (callers
 // forward to the leader), ErrNotReady for Stale on a node still catching up,
-// ErrShutdown, or the context's error.
+// a *DivergedError (ErrDiverged, also ErrNotReady) on a node whose state the
+// corruption check found divergent, ErrShutdown, or the context's error.
 func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) error {
 	if n.stopped() {
 		return ErrShutdown
@@ -77,6 +78,9 @@ func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) err
 		}
 	default:
 		return fmt.Errorf("raftnode: invalid consistency %d", c)
+	}
+	if err := n.diverged(); err != nil {
+		return err // this node's state is known wrong: never answer from it
 	}
 	n.machine.read(fn)
 	return nil
@@ -181,10 +185,14 @@ func (n *Node) WaitWorker(ctx context.Context, w fsm.WorkerID, after fsm.RaftInd
 
 // Ready reports nil when the node serves current reads: a leader is known and
 // this node has applied everything it knows to be committed. A node restarted
-// on old data is not ready until it has caught up with the leader.
+// on old data is not ready until it has caught up with the leader, and a node
+// whose state diverged (CheckDigests) is not ready: *DivergedError.
 func (n *Node) Ready() error {
 	if n.stopped() {
 		return ErrShutdown
+	}
+	if err := n.diverged(); err != nil {
+		return err
 	}
 	if _, id := n.raft.LeaderWithID(); id == "" {
 		return ErrNoLeader
