@@ -232,4 +232,41 @@ type ClusterStatus struct {
 	AuditFirst    uint64   `json:"audit_first_index"`
 	AuditLast     uint64   `json:"audit_last_index"`
 	AuditEvents   int      `json:"audit_events"`
+	// Digests are the node's most recent state digests, oldest first: at
+	// each agreed index (a digest mark), a SHA-256 of its state machine and
+	// audit log there. Peers compare them (the corruption check).
+	Digests []Digest `json:"digests,omitempty"`
+	// Divergence lists the nodes this node's corruption check found
+	// divergent, this node included if it is; empty when all agree.
+	Divergence []Divergence `json:"divergence,omitempty"`
+	// DigestChecked is the newest index at which this node compared its
+	// digest with another node's (0: not yet).
+	DigestChecked uint64 `json:"digest_checked_index,omitempty"`
+}
+
+// Digest is a node's state digest at one agreed raft index.
+type Digest struct {
+	Index uint64 `json:"index"`
+	// Digest is the SHA-256 in hex (64 digits).
+	Digest string `json:"digest"`
+}
+
+// Divergence names a node whose digest at an agreed index differed from the
+// others'.
+type Divergence struct {
+	Node   string `json:"node"`
+	Index  uint64 `json:"index"`
+	Digest string `json:"digest"`
+	// Majority is the digest more than half of the voters held at Index;
+	// empty when no digest had a majority (every disagreeing node is then
+	// named).
+	Majority string `json:"majority_digest,omitempty"`
+	// Digests are every compared node's digest at Index.
+	Digests []NodeDigest `json:"digests"`
+}
+
+// NodeDigest is one node's digest at an index, in a Divergence.
+type NodeDigest struct {
+	Node   string `json:"node"`
+	Digest string `json:"digest"`
 }

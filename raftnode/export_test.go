@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/batonhq/baton/fsm"
 )
 
 // ApplyRaw appends data to the raft log as it is, skipping the command check
@@ -19,3 +21,15 @@ func (n *Node) ApplyRaw(data []byte) (any, error) {
 
 // RefusedCounter is the node's count of committed entries it refused.
 func RefusedCounter(n *Node) prometheus.Counter { return n.metrics.refused }
+
+// CorruptState applies cmd to n's state machine alone, behind raft's back, at
+// the index after the last one it applied: the replica now holds a command
+// the others never applied (and refuses the real entry at that index as
+// already applied). It plays a node that applied entries of its own (issue
+// 9's divergence) or had its memory corrupted.
+func CorruptState(n *Node, cmd fsm.Command) fsm.Result {
+	m := n.machine
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state.Apply(m.state.AppliedIndex()+1, 1, cmd)
+}

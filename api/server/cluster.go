@@ -21,6 +21,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, caller principal
 	for _, m := range st.Members {
 		out.Members = append(out.Members, api.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader})
 	}
+	s.digestStatus(&out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -106,6 +106,18 @@ type Config struct {
 	// TLS config when the API uses TLS). Default: a client with a 10 s dial
 	// timeout and no overall timeout (blocking queries are long).
 	Forward *http.Client
+	// DigestCheckInterval is how often the corruption check runs: it reads
+	// every member's GET /v1/cluster/status through its API address (with
+	// the Forward client and PeerToken) and compares their state digests
+	// with this node's (raftnode.Node.CheckDigests). Default 1 min, the
+	// leader's default DigestInterval; negative turns the check off.
+	DigestCheckInterval time.Duration
+	// PeerToken is the bearer token the corruption check presents to other
+	// nodes. Default: every node accepts the same tokens, so the least
+	// privileged of Tokens (read, then worker, then operator), else a worker
+	// token derived from WorkerTokenKey for the worker id PeerWorkerID;
+	// without either the API has no authentication and none is sent.
+	PeerToken string
 	// Gatherer serves /metrics. Default: prometheus.DefaultGatherer.
 	Gatherer prometheus.Gatherer
 	// Logger. Default: discard.
@@ -133,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.DefaultGatherer
+	}
+	if c.DigestCheckInterval == 0 {
+		c.DigestCheckInterval = time.Minute
 	}
 	return c
 }

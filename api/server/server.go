@@ -34,6 +34,9 @@ type Server struct {
 	// return then.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// checkDone is closed when the corruption check has stopped (nil: it
+	// does not run).
+	checkDone chan struct{}
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -59,13 +62,18 @@ func New(node Node, cfg Config) (*Server, error) {
 	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens, cfg.WorkerTokenKey), mux: http.NewServeMux(), fwd: fwd}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
+	s.startDigestCheck()
 	return s, nil
 }
 
-// Close ends every blocking query and audit follow in progress. The caller then
-// shuts its http.Server down, which waits for the handlers to return.
+// Close ends every blocking query and audit follow in progress, and the
+// corruption check (it waits for that). The caller then shuts its http.Server
+// down, which waits for the handlers to return.
 func (s *Server) Close() {
 	s.cancel()
+	if s.checkDone != nil {
+		<-s.checkDone
+	}
 	if t, ok := s.fwd.Transport.(*http.Transport); ok && s.cfg.Forward == nil {
 		t.CloseIdleConnections()
 	}

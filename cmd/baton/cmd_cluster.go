@@ -49,7 +49,9 @@ func printStatus(c clientFlags, st api.ClusterStatus, sum fsm.Summary, sumErr er
 	fmt.Fprintf(c.out, "Leader:   %s\n", strings.TrimSpace(termSafe(dash(st.LeaderID))+" "+termSafe(st.LeaderAPI)))
 	fmt.Fprintf(c.out, "Indexes:  commit %d, applied %d, state %d, last log %d, snapshot %d\n",
 		st.CommitIndex, st.AppliedIndex, st.StateIndex, st.LastIndex, st.SnapshotIndex)
-	fmt.Fprintf(c.out, "Audit:    %d events, index %d..%d\n\n", st.AuditEvents, st.AuditFirst, st.AuditLast)
+	fmt.Fprintf(c.out, "Audit:    %d events, index %d..%d\n", st.AuditEvents, st.AuditFirst, st.AuditLast)
+	printDigests(c, st)
+	fmt.Fprintln(c.out)
 	t := newTable(c.out, "MEMBER", "RAFT ADDR", "API ADDR", "ROLE", "VOTER")
 	for _, m := range st.Members {
 		role := "follower"
@@ -82,6 +84,45 @@ func printStatus(c clientFlags, st api.ClusterStatus, sum fsm.Summary, sumErr er
 	fmt.Fprintf(c.out, "Rebalancing: %s\n", rebalance)
 	fmt.Fprintf(c.out, "State index: %d (term %d)\n", sum.Index, sum.Term)
 	return nil
+}
+
+// printDigests prints the corruption check's line and, loudly, every
+// divergence the node found.
+func printDigests(c clientFlags, st api.ClusterStatus) {
+	switch {
+	case len(st.Digests) == 0:
+		fmt.Fprintf(c.out, "Digests:  none yet (the leader marks an index every --digest-interval)\n")
+	case st.DigestChecked == 0:
+		last := st.Digests[len(st.Digests)-1]
+		fmt.Fprintf(c.out, "Digests:  last at index %d (%s), not compared with another node yet\n", last.Index, short(last.Digest))
+	default:
+		last := st.Digests[len(st.Digests)-1]
+		fmt.Fprintf(c.out, "Digests:  last at index %d (%s), compared with the other nodes up to index %d\n",
+			last.Index, short(last.Digest), st.DigestChecked)
+	}
+	for _, d := range st.Divergence {
+		if d.Majority != "" {
+			fmt.Fprintf(c.out, "DIVERGED: node %s at index %d: digest %s, the majority's %s\n",
+				termSafe(d.Node), d.Index, short(d.Digest), short(d.Majority))
+		} else {
+			var all []string
+			for _, nd := range d.Digests {
+				all = append(all, termSafe(nd.Node)+" "+short(nd.Digest))
+			}
+			fmt.Fprintf(c.out, "DIVERGED: node %s at index %d, no majority: %s\n", termSafe(d.Node), d.Index, strings.Join(all, ", "))
+		}
+	}
+	if len(st.Divergence) > 0 {
+		fmt.Fprintf(c.out, "          wipe a diverged node's data dir and let it rejoin: docs/operations.md, \"State divergence\"\n")
+	}
+}
+
+// short abbreviates a digest for a terminal.
+func short(digest string) string {
+	if len(digest) > 12 {
+		digest = digest[:12] + "…"
+	}
+	return termSafe(digest)
 }
 
 // countsOf renders counts in the given key order, e.g. "3 active, 1 gone".

@@ -126,6 +126,10 @@ func (s *serverFlags) register(f *flagSet) {
 		"log entries kept after a snapshot (0: none; a follower that falls behind then needs a snapshot install)")
 	f.intVar(&s.raft.SnapshotRetain, "snapshot-retain", s.raft.SnapshotRetain, 1, math.MaxInt, "snapshots kept on disk")
 	f.positiveDurationVar(&s.raft.ApplyTimeout, "apply-timeout", s.raft.ApplyTimeout, "bound of a raft apply or read without a deadline")
+	f.durationVar(&s.raft.DigestInterval, "digest-interval", s.raft.DigestInterval, 10*time.Millisecond, noMax,
+		"corruption check: how often the leader marks an index at which every node digests its state,\nand how often each node compares digests with the other nodes")
+	f.StringVar(&s.api.PeerToken, "peer-token", "", "bearer token this node presents to the other nodes' APIs for the corruption check\n"+
+		"(default: the least privileged of its own tokens, else one derived from --worker-token-key)")
 	f.intVar(&s.auditMaxEvents, "audit-max-events", s.raft.Audit.MaxEvents, 1, math.MaxInt, "audit events retained (same on every node)")
 	f.durationVar(&s.auditMaxAge, "audit-max-age", s.raft.Audit.MaxAge, 0, noMax, "age bound of retained audit events (0: none; same on every node)")
 	// The API server's minimums (server.Config.Validate); 0 would silently
@@ -194,6 +198,7 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	ac.Tokens = tokens
 	ac.WorkerTokenKey = workerKey
 	ac.DrainTimeout = s.ctrl.DrainTimeout
+	ac.DigestCheckInterval = rc.DigestInterval
 	if err := errors.Join(s.ctrl.Validate(), ac.Validate()); err != nil {
 		return nodeConfig{}, &exitError{code: 2, err: err}
 	}

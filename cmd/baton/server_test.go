@@ -27,19 +27,21 @@ func TestServerFlags_MapOntoConfigs(t *testing.T) {
 		"--http-addr", "127.0.0.1:7102", "--join", "http://127.0.0.1:7101,http://127.0.0.1:7103",
 		"--session-ttl", "3s", "--heartbeat-interval", "500ms", "--drain-timeout", "7s", "--stabilization-window", "1s",
 		"--max-handoffs", "9", "--max-handoffs-per-worker", "3", "--token", "operator:0123456789abcdef", "--token", "ro:read:fedcba9876543210",
-		"--raft-election-timeout", "2s", "--audit-max-events", "5000", "--max-wait", "1m")
+		"--raft-election-timeout", "2s", "--audit-max-events", "5000", "--max-wait", "1m",
+		"--digest-interval", "30s", "--peer-token", "peer-0123456789abcdef")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, c, a := cfg.Raft, cfg.Controller, cfg.API
 	switch {
 	case r.NodeID != "n2", r.DataDir != filepath.Join("data", "n2"), r.RaftAddr != "127.0.0.1:7002", r.AdvertiseAddr != "10.0.0.2:7002",
-		r.Bootstrap, r.ElectionTimeout != 2*time.Second, r.Audit.MaxEvents != 5000:
+		r.Bootstrap, r.ElectionTimeout != 2*time.Second, r.Audit.MaxEvents != 5000, r.DigestInterval != 30*time.Second:
 		t.Errorf("raft config %+v", r)
 	case c.SessionTTL != 3*time.Second, c.HeartbeatInterval != 500*time.Millisecond, c.DrainTimeout != 7*time.Second,
 		c.StabilizationWindow != time.Second, c.MaxHandoffs != 9, c.MaxHandoffsPerWorker != 3:
 		t.Errorf("controller config %+v", c)
-	case len(a.Tokens) != 2, a.Tokens[0].Role != server.RoleOperator, a.Tokens[1].Name != "ro", a.DrainTimeout != 7*time.Second, a.MaxWait != time.Minute:
+	case len(a.Tokens) != 2, a.Tokens[0].Role != server.RoleOperator, a.Tokens[1].Name != "ro", a.DrainTimeout != 7*time.Second, a.MaxWait != time.Minute,
+		a.DigestCheckInterval != 30*time.Second, a.PeerToken != "peer-0123456789abcdef":
 		t.Errorf("api config %+v", a)
 	case cfg.HTTPAddr != "127.0.0.1:7102", len(cfg.Join) != 2, cfg.JoinToken != "0123456789abcdef":
 		t.Errorf("node config %+v", cfg)

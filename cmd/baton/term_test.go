@@ -84,7 +84,10 @@ func TestPrintersEscapeServerStrings(t *testing.T) {
 		}},
 		{"status", func(c clientFlags) error {
 			st := api.ClusterStatus{NodeID: evil, State: evil, LeaderID: evil, LeaderAPI: evil, NotReady: evil,
-				Members: []api.Member{{ID: evil, RaftAddr: evil, APIAddr: evil}}}
+				Members: []api.Member{{ID: evil, RaftAddr: evil, APIAddr: evil}},
+				Digests: []api.Digest{{Index: 3, Digest: evil}}, DigestChecked: 3,
+				Divergence: []api.Divergence{{Node: evil, Index: 3, Digest: evil, Majority: evil},
+					{Node: evil, Index: 3, Digest: evil, Digests: []api.NodeDigest{{Node: evil, Digest: evil}}}}}
 			sum := fsm.Summary{Workers: map[fsm.WorkerState]int{fsm.WorkerActive: 1}}
 			return printStatus(c, st, sum, nil)
 		}},

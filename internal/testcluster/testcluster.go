@@ -131,6 +131,11 @@ func newClusterWith(tb testing.TB, n int, apiCfg *server.Config, ctrlCfg *contro
 			o(cfg)
 		}
 	}
+	// The test's temporary directories are removed by a cleanup registered
+	// at the first TempDir call; cleanups run last-in first-out, so that one
+	// is registered before Stop's: nodes stop before their data dirs go (a
+	// snapshot written meanwhile would make the removal fail).
+	tb.TempDir()
 	tb.Cleanup(c.Stop)
 	for i := 0; i < n; i++ {
 		c.AddNode(tb, i == 0)
