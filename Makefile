@@ -63,6 +63,7 @@ BENCH = $(GO) test -run '^$$' -timeout 60m
 bench:
 	$(BENCH) -bench . -benchtime=3s ./fsm
 	$(BENCH) -bench . ./audit
+	$(BENCH) -bench Digest100k -benchtime=20x ./raftnode
 	$(BENCH) -bench . ./controller/placement
 	$(BENCH) -bench WriteThroughput ./api/client
 	$(BENCH) -bench Rebalance -benchtime=1x ./controller
