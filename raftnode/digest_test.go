@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,4 +207,26 @@ func TestParseDigest(t *testing.T) {
 			t.Errorf("ParseDigest(%d, %q) accepted", bad.idx, bad.s)
 		}
 	}
+}
+
+// FuzzParseDigest: a digest read from a peer's status is refused, or is the
+// input's index and sum, spelled back (in lower case) exactly as it came.
+func FuzzParseDigest(f *testing.F) {
+	f.Add(uint64(7), Digest{Sum: sum(0xab)}.String())
+	f.Add(uint64(1), strings.Repeat("F", 64))
+	f.Add(uint64(0), strings.Repeat("0", 64))
+	f.Add(uint64(9), strings.Repeat("0", 63)+"g")
+	f.Add(uint64(9), "")
+	f.Fuzz(func(t *testing.T, idx uint64, s string) {
+		d, err := ParseDigest(idx, s)
+		if err != nil {
+			return
+		}
+		if uint64(d.Index) != idx || idx == 0 || d.String() != strings.ToLower(s) {
+			t.Fatalf("ParseDigest(%d, %q) = %d %s", idx, s, d.Index, d)
+		}
+		if again, err := ParseDigest(idx, d.String()); err != nil || again != d {
+			t.Fatalf("round trip of %s: %v %v", d, again, err)
+		}
+	})
 }

@@ -186,6 +186,14 @@ func (c *digestCheck) fetch(ctx context.Context, id, apiAddr string) ([]raftnode
 		}
 		return nil, fmt.Errorf("status %d%s", resp.StatusCode, hint)
 	}
+	return parsePeerDigests(id, body)
+}
+
+// parsePeerDigests reads the digests out of member id's status answer. It
+// refuses an answer over maxPeerStatusBytes, one that is not a status, one
+// from another node (an address reused by another member), more than
+// maxPeerDigests digests, and any digest that does not parse.
+func parsePeerDigests(id string, body []byte) ([]raftnode.Digest, error) {
 	if len(body) > maxPeerStatusBytes {
 		return nil, fmt.Errorf("status answer over %d bytes", maxPeerStatusBytes)
 	}
@@ -194,7 +202,7 @@ func (c *digestCheck) fetch(ctx context.Context, id, apiAddr string) ([]raftnode
 		return nil, fmt.Errorf("status answer: %w", err)
 	}
 	if st.NodeID != id {
-		return nil, fmt.Errorf("the node at %s is %q, not %q", apiAddr, st.NodeID, id)
+		return nil, fmt.Errorf("the node answering is %q, not %q", st.NodeID, id)
 	}
 	if len(st.Digests) > maxPeerDigests {
 		return nil, fmt.Errorf("%d digests, at most %d", len(st.Digests), maxPeerDigests)
