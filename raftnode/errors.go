@@ -26,9 +26,10 @@ var (
 	ErrNotReady = errors.New("raftnode: not ready")
 	// ErrDiverged is returned by Ready, and by reads this node would answer
 	// from its own state, once the corruption check has found this node's
-	// state or audit log different from the majority's at an agreed index.
-	// The error is a *DivergedError naming the index and both digests; it
-	// also matches ErrNotReady.
+	// state or audit log different from the majority's at an agreed index
+	// (or, with no majority, from another node's). The error is a
+	// *DivergedError naming the index and the digests; it also matches
+	// ErrNotReady, so the API answers 503 not_ready.
 	ErrDiverged = errors.New("raftnode: state diverged from the other replicas")
 )
 
