@@ -1,0 +1,97 @@
+package raftnode
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// HeartbeatFastPath is a Config.WrapTransport that gives raft back
+// hashicorp's heartbeat fast path, which every node runs without
+// (heartbeat.go). It must be applied first, to the transport New passes in;
+// tests then wrap its result as they like. It is the baseline of the tests
+// and the benchmark that show what leaving the fast path off changes.
+func HeartbeatFastPath(t raft.Transport) raft.Transport {
+	return t.(*mainLoopTransport).NetworkTransport
+}
+
+// LogEntries returns every entry of n's raft log store, in index order.
+func LogEntries(n *Node) ([]raft.Log, error) {
+	first, err := n.store.FirstIndex()
+	if err != nil {
+		return nil, err
+	}
+	last, err := n.store.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	return logRange(n, first, last)
+}
+
+// LogRange returns n's raft log entries from index from to index to.
+func LogRange(n *Node, from, to uint64) ([]raft.Log, error) { return logRange(n, from, to) }
+
+func logRange(n *Node, from, to uint64) ([]raft.Log, error) {
+	var out []raft.Log
+	for i := from; i <= to && i > 0; i++ {
+		var l raft.Log
+		if err := n.store.GetLog(i, &l); err != nil {
+			return nil, fmt.Errorf("%s: log entry %d: %w", n.cfg.NodeID, i, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// CurrentTerm is n's raft term.
+func CurrentTerm(n *Node) uint64 { return n.raft.CurrentTerm() }
+
+// LastIndex is the index of the last entry of n's raft log.
+func LastIndex(n *Node) uint64 { return n.raft.LastIndex() }
+
+// LastLog is the index and term of the last entry of n's raft log.
+func LastLog(n *Node) (index, term uint64) {
+	idx := n.raft.LastIndex()
+	var l raft.Log
+	if idx == 0 || n.store.GetLog(idx, &l) != nil {
+		return idx, 0
+	}
+	return idx, l.Term
+}
+
+// rpcHeader is the header n's raft puts on every RPC it sends.
+func rpcHeader(n *Node) raft.RPCHeader {
+	id := raft.ServerID(n.cfg.NodeID)
+	return raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersionMax,
+		ID:              []byte(id),
+		Addr:            n.trans.EncodePeer(id, n.trans.LocalAddr()),
+	}
+}
+
+// SendHeartbeat sends to the heartbeat that from's raft sends to a follower
+// while it leads (the request hashicorp's replication heartbeat loop builds:
+// the header, from's current term and address, nothing else), over from's
+// network transport: past any Config.WrapTransport, so fault rules do not
+// stop it. It returns when to has answered, that is once to has handled it.
+func SendHeartbeat(from, to *Node) (raft.AppendEntriesResponse, error) {
+	id := raft.ServerID(from.cfg.NodeID)
+	req := raft.AppendEntriesRequest{
+		RPCHeader: rpcHeader(from),
+		Term:      from.raft.CurrentTerm(),
+		Leader:    from.trans.EncodePeer(id, from.trans.LocalAddr()),
+	}
+	var resp raft.AppendEntriesResponse
+	err := from.trans.AppendEntries(raft.ServerID(to.cfg.NodeID), to.trans.LocalAddr(), &req, &resp)
+	return resp, err
+}
+
+// SendTimeoutNow sends to the TimeoutNow that a leader (from) sends to the
+// target of a leadership transfer: to starts an election at once, and voters
+// that still know a leader grant it. Like SendHeartbeat it goes past any
+// Config.WrapTransport.
+func SendTimeoutNow(from, to *Node) error {
+	var resp raft.TimeoutNowResponse
+	return from.trans.TimeoutNow(raft.ServerID(to.cfg.NodeID), to.trans.LocalAddr(),
+		&raft.TimeoutNowRequest{RPCHeader: rpcHeader(from)}, &resp)
+}
