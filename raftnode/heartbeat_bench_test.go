@@ -22,44 +22,54 @@ var (
 	hbLoadWriters  = flag.Int("hb.writers", 128, "concurrent writers in BenchmarkHeartbeatsUnderFsyncLoad")
 )
 
-// BenchmarkHeartbeatsUnderFsyncLoad measures what running without hashicorp's
-// heartbeat fast path costs (heartbeat.go): a fresh 3-node cluster with the
-// production settings (bolt log with fsync, pipelined replication, raft's
-// default timeouts: 1 s heartbeat and election timeouts, 500 ms leader lease)
-// takes checkpoints from -hb.writers concurrent writers, each on its own
-// partition (one raft entry per write), for -hb.duration. A follower's main
-// loop spends that time storing and fsyncing entries, and without the fast
-// path every heartbeat waits its turn behind them. The baseline is the same
-// cluster with the fast path given back (raftnode.HeartbeatFastPath), measured
-// alternately with it -hb.reps times in the same run. Lines:
+// BenchmarkHeartbeatsUnderFsyncLoad measures what Baton's serial transport
+// (serial.go) costs: a fresh 3-node cluster with the production settings
+// (bolt log with fsync, raft's default timeouts: 1 s heartbeat and election
+// timeouts, 500 ms leader lease) takes checkpoints from -hb.writers
+// concurrent writers, each on its own partition (one raft entry per write),
+// for -hb.duration. A follower's main loop spends that time storing and
+// fsyncing entries, and without the fast path every heartbeat waits its turn
+// behind them. Three transports are measured alternately, -hb.reps times
+// each, in the same run:
 //
-//	transport=fast-path   the baseline
-//	transport=main-loop   Baton's transport
-//	main-loop/fast-path   the ratios of the two
+//	transport=hashicorp   hashicorp's network transport as it ships: the
+//	                      heartbeat fast path and pipelined replication
+//	                      (raftnode.NetworkTransport; Baton before issue 9)
+//	transport=fast-path   Baton's transport with the fast path given back
+//	                      (raftnode.HeartbeatFastPath): the baseline for
+//	                      what the fast path alone is worth
+//	transport=serial      Baton's transport
+//	serial/fast-path      ratios: what losing the fast path costs
+//	serial/hashicorp      ratios: what both changes cost together
 //
-// with writes/s, write latency (Propose on the leader) p50/p99 in ms,
-// heartbeat round trips (sent by the leader, timed on its transport) p50/p99/
-// max in ms and how many, and elections: the terms that began during the
-// runs (0: no leader lost its place).
+// Each transport line has writes/s, write latency (Propose on the leader)
+// p50/p99 in ms, heartbeat round trips (sent by the leader, timed on its
+// transport) p50/p99/max in ms and how many, and elections: the terms that
+// began during the runs (0: no leader lost its place).
 //
 //	go test -run '^$' -bench HeartbeatsUnderFsyncLoad -benchtime=1x ./raftnode
 func BenchmarkHeartbeatsUnderFsyncLoad(b *testing.B) {
-	results := map[bool]*loadResult{false: {}, true: {}}
+	transports := []struct {
+		name string
+		wrap func(raft.Transport) raft.Transport
+	}{
+		{"hashicorp", raftnode.NetworkTransport},
+		{"fast-path", raftnode.HeartbeatFastPath},
+		{"serial", nil},
+	}
+	results := make([]loadResult, len(transports))
 	for range *hbLoadReps {
-		for _, fast := range []bool{true, false} {
-			results[fast].add(runFsyncLoad(b, fast, *hbLoadWriters, *hbLoadDuration))
+		for i, tr := range transports {
+			results[i].add(runFsyncLoad(b, tr.wrap, *hbLoadWriters, *hbLoadDuration))
 		}
 	}
-	fast, main := results[true], results[false]
-	b.Run("transport=fast-path", func(b *testing.B) { fast.report(b) })
-	b.Run("transport=main-loop", func(b *testing.B) { main.report(b) })
-	b.Run("main-loop/fast-path", func(b *testing.B) {
-		b.ReportMetric(main.writesPerSec()/fast.writesPerSec(), "writes/s-ratio")
-		b.ReportMetric(pctMS(main.writeLat, 99)/pctMS(fast.writeLat, 99), "write-p99-ratio")
-		b.ReportMetric(pctMS(main.hbRTT, 50)/pctMS(fast.hbRTT, 50), "heartbeat-p50-ratio")
-		b.ReportMetric(pctMS(main.hbRTT, 99)/pctMS(fast.hbRTT, 99), "heartbeat-p99-ratio")
-		b.ReportMetric(0, "ns/op")
-	})
+	for i, tr := range transports {
+		b.Run("transport="+tr.name, func(b *testing.B) { results[i].report(b) })
+	}
+	serial := &results[2]
+	for _, base := range []int{1, 0} {
+		b.Run("serial/"+transports[base].name, func(b *testing.B) { serial.ratios(b, &results[base]) })
+	}
 }
 
 // loadResult sums the measurements of one transport.
@@ -86,6 +96,15 @@ func (r *loadResult) add(o loadResult) {
 }
 
 func (r *loadResult) writesPerSec() float64 { return float64(r.writes) / r.elapsed.Seconds() }
+
+// ratios reports r's figures over base's.
+func (r *loadResult) ratios(b *testing.B, base *loadResult) {
+	b.ReportMetric(r.writesPerSec()/base.writesPerSec(), "writes/s-ratio")
+	b.ReportMetric(pctMS(r.writeLat, 99)/pctMS(base.writeLat, 99), "write-p99-ratio")
+	b.ReportMetric(pctMS(r.hbRTT, 50)/pctMS(base.hbRTT, 50), "heartbeat-p50-ratio")
+	b.ReportMetric(pctMS(r.hbRTT, 99)/pctMS(base.hbRTT, 99), "heartbeat-p99-ratio")
+	b.ReportMetric(0, "ns/op")
+}
 
 func (r *loadResult) report(b *testing.B) {
 	if r.firstErr != nil {
@@ -114,13 +133,14 @@ func pctMS(ds []time.Duration, p int) float64 {
 	return float64(s[i].Microseconds()) / 1000
 }
 
-// runFsyncLoad is one measurement: a fresh cluster, writers writing for d.
-func runFsyncLoad(b *testing.B, fastPath bool, writers int, d time.Duration) loadResult {
+// runFsyncLoad is one measurement: a fresh cluster, writers writing for d;
+// wrap, if set, is applied to the transport New builds.
+func runFsyncLoad(b *testing.B, wrap func(raft.Transport) raft.Transport, writers int, d time.Duration) loadResult {
 	b.Helper()
 	timers := map[string]*rttTransport{}
 	nodes := startNodes(b, 3, func(cfg *raftnode.Config) { cfg.NoSync = false }, func(id string, t raft.Transport) raft.Transport {
-		if fastPath {
-			t = raftnode.HeartbeatFastPath(t)
+		if wrap != nil {
+			t = wrap(t)
 		}
 		rt := &rttTransport{Transport: t}
 		timers[id] = rt

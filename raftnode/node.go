@@ -118,8 +118,8 @@ func New(cfg Config) (*Node, error) {
 	})
 	closers = append(closers, n.trans)
 	// Innermost, so that cfg.WrapTransport's wrappers go around it: raft must
-	// never reach the network transport's heartbeat fast path (heartbeat.go).
-	var trans raft.Transport = newMainLoopTransport(n.trans)
+	// never reach the network transport's heartbeat fast path or pipelining (serial.go).
+	var trans raft.Transport = newSerialTransport(n.trans)
 	if cfg.WrapTransport != nil {
 		trans = cfg.WrapTransport(trans)
 	}

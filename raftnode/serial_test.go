@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -10,22 +11,25 @@ import (
 	"github.com/batonhq/baton/internal/faultnet"
 )
 
-// TestMainLoopTransport_HeartbeatsReachTheMainLoop: raft installs its
+// TestSerialTransport_HeartbeatsReachTheMainLoop: raft installs its
 // heartbeat handler on every transport it is given; on Baton's transport a
 // heartbeat still arrives on Consumer(), where raft's main loop reads it, and
 // the handler is never called. hashicorp's network transport alone (the
 // baseline) calls the handler on its connection goroutine instead.
-func TestMainLoopTransport_HeartbeatsReachTheMainLoop(t *testing.T) {
+func TestSerialTransport_HeartbeatsReachTheMainLoop(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		wrap         func(*raft.NetworkTransport) raft.Transport
 		wantFastPath bool
 	}{
-		{"baton's transport", func(nt *raft.NetworkTransport) raft.Transport { return newMainLoopTransport(nt) }, false},
+		{"baton's transport", func(nt *raft.NetworkTransport) raft.Transport { return newSerialTransport(nt) }, false},
 		{"baton's transport behind faultnet", func(nt *raft.NetworkTransport) raft.Transport {
-			return faultnet.New().Wrap("n1", newMainLoopTransport(nt))
+			return faultnet.New().Wrap("n1", newSerialTransport(nt))
 		}, false},
-		{"hashicorp's network transport (fast path)", func(nt *raft.NetworkTransport) raft.Transport { return nt }, true},
+		{"the tests' HeartbeatFastPath baseline", func(nt *raft.NetworkTransport) raft.Transport {
+			return HeartbeatFastPath(newSerialTransport(nt))
+		}, true},
+		{"hashicorp's network transport", func(nt *raft.NetworkTransport) raft.Transport { return nt }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := tcpTransport(t)
@@ -74,20 +78,25 @@ func TestMainLoopTransport_HeartbeatsReachTheMainLoop(t *testing.T) {
 	}
 }
 
-// TestMainLoopTransport_KeepsOptionalInterfaces: every interface hashicorp/raft
+// TestSerialTransport_KeepsOptionalInterfaces: every interface hashicorp/raft
 // v1.7.3 detects on a transport by type assertion (pre-vote at NewRaft and at
 // each election, Close at shutdown) is still there on Baton's transport, also
 // behind the test fault wrapper, and reaches the network transport. (The
-// compile-time assertions in heartbeat.go cover the type; this covers the
+// compile-time assertions in serial.go cover the type; this covers the
 // calls.)
-func TestMainLoopTransport_KeepsOptionalInterfaces(t *testing.T) {
+func TestSerialTransport_KeepsOptionalInterfaces(t *testing.T) {
 	srv := tcpTransport(t)
 	cli := tcpTransport(t)
-	for name, trans := range map[string]raft.Transport{
-		"baton's transport":                 newMainLoopTransport(cli),
-		"baton's transport behind faultnet": faultnet.New().Wrap("n2", newMainLoopTransport(cli)),
+	for _, tc := range []struct {
+		name  string
+		trans raft.Transport
+	}{
+		{"baton's transport", newSerialTransport(cli)},
+		{"baton's transport behind faultnet", faultnet.New().Wrap("n2", newSerialTransport(cli))},
+		{"the tests' HeartbeatFastPath baseline", HeartbeatFastPath(newSerialTransport(cli))},
 	} {
-		t.Run(name, func(t *testing.T) {
+		trans := tc.trans
+		t.Run(tc.name, func(t *testing.T) {
 			pv, ok := trans.(raft.WithPreVote)
 			if !ok {
 				t.Fatal("no raft.WithPreVote: raft would turn pre-vote off")
@@ -110,12 +119,38 @@ func TestMainLoopTransport_KeepsOptionalInterfaces(t *testing.T) {
 			}
 		})
 	}
-	closer := newMainLoopTransport(tcpTransport(t))
+	closer := newSerialTransport(tcpTransport(t))
 	if err := raft.WithClose(closer).Close(); err != nil {
 		t.Fatal(err)
 	}
 	if !closer.IsShutdown() {
 		t.Fatal("Close did not shut the network transport down")
+	}
+}
+
+// TestSerialTransport_RefusesPipelining: raft asks every transport for a
+// pipeline to each follower it replicates to; Baton's refuses (raft then
+// replicates one AppendEntries at a time), hashicorp's gives one.
+func TestSerialTransport_RefusesPipelining(t *testing.T) {
+	srv := tcpTransport(t)
+	for _, tc := range []struct {
+		name  string
+		trans raft.Transport
+		want  error
+	}{
+		{"baton's transport", newSerialTransport(tcpTransport(t)), raft.ErrPipelineReplicationNotSupported},
+		{"the tests' HeartbeatFastPath baseline", HeartbeatFastPath(newSerialTransport(tcpTransport(t))), raft.ErrPipelineReplicationNotSupported},
+		{"hashicorp's network transport", tcpTransport(t), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := tc.trans.AppendEntriesPipeline("n1", srv.LocalAddr())
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("AppendEntriesPipeline: %v, want %v", err, tc.want)
+			}
+			if p != nil {
+				_ = p.Close()
+			}
+		})
 	}
 }
 

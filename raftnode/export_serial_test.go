@@ -7,12 +7,29 @@ import (
 )
 
 // HeartbeatFastPath is a Config.WrapTransport that gives raft back
-// hashicorp's heartbeat fast path, which every node runs without
-// (heartbeat.go). It must be applied first, to the transport New passes in;
-// tests then wrap its result as they like. It is the baseline of the tests
-// and the benchmark that show what leaving the fast path off changes.
+// hashicorp's heartbeat fast path, which every node runs without (serial.go),
+// and nothing else (replication stays unpipelined). It must be applied first,
+// to the transport New passes in; tests then wrap its result as they like.
+// It is the baseline of the tests and the benchmark that show what leaving
+// the fast path off changes.
 func HeartbeatFastPath(t raft.Transport) raft.Transport {
-	return t.(*mainLoopTransport).NetworkTransport
+	return fastPathTransport{t.(*serialTransport)}
+}
+
+// fastPathTransport is a serialTransport that installs raft's heartbeat
+// handler on the network transport.
+type fastPathTransport struct{ *serialTransport }
+
+func (t fastPathTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
+	t.NetworkTransport.SetHeartbeatHandler(cb)
+}
+
+// NetworkTransport is a Config.WrapTransport that gives raft hashicorp's
+// network transport as it ships, with the heartbeat fast path and pipelined
+// replication (what every node ran before serial.go). It must be applied
+// first, like HeartbeatFastPath.
+func NetworkTransport(t raft.Transport) raft.Transport {
+	return t.(*serialTransport).NetworkTransport
 }
 
 // LogEntries returns every entry of n's raft log store, in index order.
