@@ -42,15 +42,8 @@ func LogEntries(n *Node) ([]raft.Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	return logRange(n, first, last)
-}
-
-// LogRange returns n's raft log entries from index from to index to.
-func LogRange(n *Node, from, to uint64) ([]raft.Log, error) { return logRange(n, from, to) }
-
-func logRange(n *Node, from, to uint64) ([]raft.Log, error) {
 	var out []raft.Log
-	for i := from; i <= to && i > 0; i++ {
+	for i := first; i <= last && i > 0; i++ {
 		var l raft.Log
 		if err := n.store.GetLog(i, &l); err != nil {
 			return nil, fmt.Errorf("%s: log entry %d: %w", n.cfg.NodeID, i, err)
@@ -86,7 +79,7 @@ func rpcHeader(n *Node) raft.RPCHeader {
 	}
 }
 
-// SendHeartbeat sends to the heartbeat that from's raft sends to a follower
+// SendHeartbeat sends to node to the heartbeat that from's raft sends to a follower
 // while it leads (the request hashicorp's replication heartbeat loop builds:
 // the header, from's current term and address, nothing else), over from's
 // network transport: past any Config.WrapTransport, so fault rules do not
@@ -96,14 +89,15 @@ func SendHeartbeat(from, to *Node) (raft.AppendEntriesResponse, error) {
 	req := raft.AppendEntriesRequest{
 		RPCHeader: rpcHeader(from),
 		Term:      from.raft.CurrentTerm(),
-		Leader:    from.trans.EncodePeer(id, from.trans.LocalAddr()),
+		//lint:ignore SA1019 hashicorp's heartbeat loop still sets it, for older peers
+		Leader: from.trans.EncodePeer(id, from.trans.LocalAddr()),
 	}
 	var resp raft.AppendEntriesResponse
 	err := from.trans.AppendEntries(raft.ServerID(to.cfg.NodeID), to.trans.LocalAddr(), &req, &resp)
 	return resp, err
 }
 
-// SendTimeoutNow sends to the TimeoutNow that a leader (from) sends to the
+// SendTimeoutNow sends to node to the TimeoutNow that a leader (from) sends to the
 // target of a leadership transfer: to starts an election at once, and voters
 // that still know a leader grant it. Like SendHeartbeat it goes past any
 // Config.WrapTransport.

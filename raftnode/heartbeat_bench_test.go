@@ -283,7 +283,7 @@ var (
 )
 
 func (t *rttTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	hb := args.Term != 0 && (len(args.Addr) > 0 || len(args.Leader) > 0) && args.PrevLogEntry == 0 &&
+	hb := args.Term != 0 && len(args.Addr) > 0 && args.PrevLogEntry == 0 &&
 		args.PrevLogTerm == 0 && len(args.Entries) == 0 && args.LeaderCommitIndex == 0
 	start := time.Now()
 	err := t.Transport.AppendEntries(id, target, args, resp)

@@ -45,8 +45,7 @@ func TestSerialTransport_HeartbeatsReachTheMainLoop(t *testing.T) {
 				req := raft.AppendEntriesRequest{
 					RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("n2"),
 						Addr: cli.EncodePeer("n2", cli.LocalAddr())},
-					Term:   7,
-					Leader: cli.EncodePeer("n2", cli.LocalAddr()),
+					Term: 7,
 				}
 				var resp raft.AppendEntriesResponse
 				sent <- cli.AppendEntries("n1", srv.LocalAddr(), &req, &resp)
