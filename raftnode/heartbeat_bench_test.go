@@ -18,7 +18,7 @@ import (
 
 var (
 	hbLoadDuration = flag.Duration("hb.duration", 10*time.Second, "how long BenchmarkHeartbeatsUnderFsyncLoad writes in each measurement")
-	hbLoadReps     = flag.Int("hb.reps", 2, "how many measurements BenchmarkHeartbeatsUnderFsyncLoad makes of each transport, alternately")
+	hbLoadReps     = flag.Int("hb.reps", 3, "how many measurements BenchmarkHeartbeatsUnderFsyncLoad makes of each transport, alternately")
 	hbLoadWriters  = flag.Int("hb.writers", 128, "concurrent writers in BenchmarkHeartbeatsUnderFsyncLoad")
 )
 
