@@ -44,8 +44,10 @@ const numWriters = 8
 // a leader, writes go on through it for a random while, and the frozen node
 // is thawed with SIGCONT, its queued proposals and its belief that it leads
 // intact: issue 9's freeze, which once forked a replica's log through
-// hashicorp/raft's heartbeat fast path (raftnode/heartbeat.go). The round
-// ends when all three agree on a leader and are ready again.
+// hashicorp/raft's heartbeat fast path, and which wedged a replication
+// goroutine through its pipelining often enough that a server then hung at
+// shutdown in 3 of 5 runs (raftnode/serial.go). The round ends when all three
+// agree on a leader and are ready again.
 //
 // At the end, once the writers stop and every node has applied the same
 // index, every node's audit log and state (workers and partitions, read from
