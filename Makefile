@@ -71,12 +71,19 @@ bench:
 	$(BENCH) -bench Handoffs -benchtime=1000x ./consumer
 	$(BENCH) -bench CatchupRead -benchtime=1x ./consumer
 	$(BENCH) -bench . -benchtime=1x ./internal/natstest
+	$(BENCH) -bench HeartbeatsUnderFsyncLoad -benchtime=1x ./raftnode
 
 # Longer fault runs: the linearizability check under leader isolation, kills
-# and restarts for minutes instead of seconds, then the long property run.
+# and restarts for minutes instead of seconds; CHAOS_FREEZES SIGSTOP/SIGCONT
+# rounds of the leader of three real servers with writes in flight, then every
+# node's audit log, state and raft log compared (make test runs 2 rounds;
+# CHAOS_SEED=n replays a run's random choices); then the long property run.
 CHAOS_DURATION ?= 5m
+CHAOS_FREEZES  ?= 200
+CHAOS_SEED     ?= 0
 chaos:
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
+	$(GO) test -count=1 -timeout 90m -v -run '^TestE2E_Chaos_LeaderFreezes$$' ./e2e -chaos.freezes=$(CHAOS_FREEZES) -chaos.seed=$(CHAOS_SEED)
 	$(MAKE) proptest-long
 
 proptest-long:

@@ -120,7 +120,9 @@ func New(cfg Config) (*Node, error) {
 		Stream: sl, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
 	})
 	closers = append(closers, n.trans)
-	var trans raft.Transport = n.trans
+	// Innermost, so that cfg.WrapTransport's wrappers go around it: raft must
+	// never reach the network transport's heartbeat fast path or pipelining (serial.go).
+	var trans raft.Transport = newSerialTransport(n.trans)
 	if cfg.WrapTransport != nil {
 		trans = cfg.WrapTransport(trans)
 	}

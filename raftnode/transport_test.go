@@ -354,10 +354,11 @@ func (p pipelines) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAdd
 	return p.NetworkTransport.AppendEntriesPipeline(id, target)
 }
 
-// TestRaftPort_PipelinedReplicationOfLargestCommands: replication as
-// production runs it (internal/testcluster refuses pipelines so that its
-// fault rules apply): with pipelined AppendEntries sent back to back, many
-// of them full of the largest commands, every node applies everything.
+// TestRaftPort_PipelinedReplicationOfLargestCommands: pipelined replication,
+// which Baton's nodes no longer send (serial.go) but a node of an earlier
+// build still does during a rolling upgrade: with pipelined AppendEntries
+// sent back to back, many of them full of the largest commands, the raft
+// port's guard frames them all and every node applies everything.
 func TestRaftPort_PipelinedReplicationOfLargestCommands(t *testing.T) {
 	var opened atomic.Int64
 	var nodes []*raftnode.Node
@@ -378,7 +379,7 @@ func TestRaftPort_PipelinedReplicationOfLargestCommands(t *testing.T) {
 		cfg.NoSync = true // raft's default timeouts: elections stay rare under the write burst
 		smallCommands(&cfg)
 		cfg.WrapTransport = func(tr raft.Transport) raft.Transport {
-			return pipelines{NetworkTransport: tr.(*raft.NetworkTransport), n: &opened}
+			return pipelines{NetworkTransport: raftnode.NetworkTransport(tr).(*raft.NetworkTransport), n: &opened}
 		}
 		n, err := raftnode.New(cfg)
 		if err != nil {
