@@ -1,9 +1,12 @@
 package raftnode
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/batonhq/baton/fsm"
 )
 
 // ApplyRaw appends data to the raft log as it is, skipping the command check
@@ -19,3 +22,30 @@ func (n *Node) ApplyRaw(data []byte) (any, error) {
 
 // RefusedCounter is the node's count of committed entries it refused.
 func RefusedCounter(n *Node) prometheus.Counter { return n.metrics.refused }
+
+// ProposeAsync hands cmd to raft and does not wait for it: the test may be
+// holding the state machine, and with it every apply future.
+func ProposeAsync(n *Node, cmd fsm.Command) error {
+	cmd.Time = n.now().UnixNano()
+	data, err := fsm.EncodeCommand(cmd)
+	if err != nil {
+		return err
+	}
+	n.raft.Apply(data, 0)
+	return nil
+}
+
+// FSMPending is how many committed batches raft has queued for the node's
+// state machine; hashicorp/raft's queue holds 128, and its loop blocks on a
+// full one.
+func FSMPending(n *Node) int {
+	p, _ := strconv.Atoi(n.raft.Stats()["fsm_pending"])
+	return p
+}
+
+// CatchUp returns the node's applied index and its catch-up target (known is
+// false while it has none).
+func CatchUp(n *Node) (applied, target uint64, known bool) {
+	target, known = n.catchUpTarget()
+	return uint64(n.AppliedIndex()), target, known
+}
