@@ -72,10 +72,13 @@ bench:
 	$(BENCH) -bench . -benchtime=1x ./internal/natstest
 
 # Longer fault runs: the linearizability check under leader isolation, kills
-# and restarts for minutes instead of seconds, then the long property run.
+# and restarts for minutes instead of seconds; deposed leaders asked for
+# default reads, READS_ROUNDS times; then the long property run.
 CHAOS_DURATION ?= 5m
+READS_ROUNDS   ?= 200
 chaos:
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
+	$(GO) test -count=1 -timeout 60m -run 'TestDefaultRead_DeposedLeaderDoesNotAnswer' ./raftnode -reads.rounds=$(READS_ROUNDS)
 	$(MAKE) proptest-long
 
 proptest-long:
