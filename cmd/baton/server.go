@@ -265,27 +265,25 @@ func joinURLs(addrs []string, tlsAPI bool) ([]string, error) {
 }
 
 func joinURL(a, scheme string) (string, error) {
-	if strings.Contains(a, "://") {
-		u, err := url.Parse(a)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
-			strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-			return "", errors.New("want host:port or http(s)://host:port")
+	bad := errors.New("want host:port or http(s)://host:port")
+	if !strings.Contains(a, "://") {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return "", bad
 		}
-		if p := u.Port(); p != "" {
-			if err := checkPort(p); err != nil {
-				return "", err
-			}
+		a = scheme + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(a)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+		return "", bad
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		if err := checkPort(p); err != nil {
+			return "", err
 		}
-		return u.Scheme + "://" + u.Host, nil
 	}
-	host, port, err := net.SplitHostPort(a)
-	if err != nil || host == "" {
-		return "", errors.New("want host:port or http(s)://host:port")
-	}
-	if err := checkPort(port); err != nil {
-		return "", err
-	}
-	return scheme + net.JoinHostPort(host, port), nil
+	return u.Scheme + "://" + u.Host, nil
 }
 
 func checkPort(p string) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/api/server"
 )
 
@@ -139,6 +140,7 @@ func TestServerFlags_Join(t *testing.T) {
 		{name: "several, mixed", join: "127.0.0.1:7101, http://127.0.0.1:7102", want: []string{"http://127.0.0.1:7101", "http://127.0.0.1:7102"}},
 		{name: "a host without a port", join: "127.0.0.1"},
 		{name: "an empty host", join: ":7101"},
+		{name: "a host with a space (found by FuzzJoinURL)", join: "a b:7101"},
 		{name: "port 0", join: "127.0.0.1:0"},
 		{name: "a port out of range", join: "127.0.0.1:70000"},
 		{name: "a named port", join: "127.0.0.1:http"},
@@ -187,4 +189,34 @@ func TestServer_BadJoinExitsAtOnce(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 2 {
 		t.Fatalf("baton server --join 127.0.0.1: %v, want exit code 2", err)
 	}
+}
+
+// FuzzJoinURL: whatever --join accepts is a base URL the API client accepts,
+// and accepting it again changes nothing.
+func FuzzJoinURL(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:7101", "[::1]:7101", "http://n1:7101/", "https://n1", "n1:0", "http://:1", "ftp://n1:1", "[::1]", "http://[::1]:7101"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, a string, tlsAPI bool) {
+		scheme := "http://"
+		if tlsAPI {
+			scheme = "https://"
+		}
+		u, err := joinURL(a, scheme)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			t.Fatalf("joinURL(%q) = %q: no http(s) scheme", a, u)
+		}
+		c, err := client.New([]string{u})
+		if err != nil {
+			t.Fatalf("joinURL(%q) = %q, which the API client refuses: %v", a, u, err)
+		}
+		c.Close()
+		if again, err := joinURL(u, scheme); err != nil || again != u {
+			t.Fatalf("joinURL(%q) = %q, but joinURL(%q) = %q, %v", a, u, u, again, err)
+		}
+	})
 }
