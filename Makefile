@@ -77,13 +77,16 @@ bench:
 # and restarts for minutes instead of seconds; CHAOS_FREEZES SIGSTOP/SIGCONT
 # rounds of the leader of three real servers with writes in flight, then every
 # node's audit log, state and raft log compared (make test runs 2 rounds;
-# CHAOS_SEED=n replays a run's random choices); then the long property run.
+# CHAOS_SEED=n replays a run's random choices); deposed leaders asked for
+# default reads, READS_ROUNDS times; then the long property run.
 CHAOS_DURATION ?= 5m
 CHAOS_FREEZES  ?= 200
 CHAOS_SEED     ?= 0
+READS_ROUNDS   ?= 200
 chaos:
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
 	$(GO) test -count=1 -timeout 90m -v -run '^TestE2E_Chaos_LeaderFreezes$$' ./e2e -chaos.freezes=$(CHAOS_FREEZES) -chaos.seed=$(CHAOS_SEED)
+	$(GO) test -count=1 -timeout 60m -run 'TestDefaultRead_DeposedLeaderDoesNotAnswer' ./raftnode -reads.rounds=$(READS_ROUNDS)
 	$(MAKE) proptest-long
 
 proptest-long:

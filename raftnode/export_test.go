@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,4 +33,31 @@ func CorruptState(n *Node, cmd fsm.Command) fsm.Result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state.Apply(m.state.AppliedIndex()+1, 1, cmd)
+}
+
+// ProposeAsync hands cmd to raft and does not wait for it: the test may be
+// holding the state machine, and with it every apply future.
+func ProposeAsync(n *Node, cmd fsm.Command) error {
+	cmd.Time = n.now().UnixNano()
+	data, err := fsm.EncodeCommand(cmd)
+	if err != nil {
+		return err
+	}
+	n.raft.Apply(data, 0)
+	return nil
+}
+
+// FSMPending is how many committed batches raft has queued for the node's
+// state machine; hashicorp/raft's queue holds 128, and its loop blocks on a
+// full one.
+func FSMPending(n *Node) int {
+	p, _ := strconv.Atoi(n.raft.Stats()["fsm_pending"])
+	return p
+}
+
+// CatchUp returns the node's applied index and its catch-up target (known is
+// false while it has none).
+func CatchUp(n *Node) (applied, target uint64, known bool) {
+	target, known = n.catchUpTarget()
+	return uint64(n.AppliedIndex()), target, known
 }

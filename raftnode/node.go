@@ -32,6 +32,10 @@ type Node struct {
 	store   *raftboltdb.BoltStore
 	metrics *metrics
 	now     func() time.Time
+	// lease dates the voters' acceptances of this node's AppendEntries
+	// (lease.go); catch tracks catching up after a restart (catchup.go).
+	lease *lease
+	catch *catchUp
 
 	// barrierTerm is the last term in which this node, as leader, saw its own
 	// barrier applied: linearizable reads need a commit in the current term.
@@ -65,7 +69,9 @@ func New(cfg Config) (*Node, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	logger = logger.With("node", cfg.NodeID)
-	n := &Node{cfg: cfg, log: logger, now: cfg.Now, leaderCh: make(chan struct{}), done: make(chan struct{})}
+	started := time.Now()
+	n := &Node{cfg: cfg, log: logger, now: cfg.Now, leaderCh: make(chan struct{}), done: make(chan struct{}),
+		lease: newLease(leaseDuration(cfg.HeartbeatTimeout)), catch: &catchUp{}}
 	if n.now == nil {
 		n.now = time.Now
 	}
@@ -126,6 +132,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.WrapTransport != nil {
 		trans = cfg.WrapTransport(trans)
 	}
+	trans, tp := newTap(trans, n.lease, n.catch, n.done)
+	closers = append(closers, tp)
 
 	n.metrics = newMetrics(cfg.Registerer, cfg.NodeID)
 	n.machine, err = newMachine(cfg.FSM, al, logger)
@@ -152,11 +160,11 @@ func New(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("raftnode: raft config: %w", err))
 	}
 
+	has, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("raftnode: inspect state: %w", err))
+	}
 	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, store, snaps)
-		if err != nil {
-			return fail(fmt.Errorf("raftnode: inspect state: %w", err))
-		}
 		if !has {
 			boot := raft.Configuration{Servers: []raft.Server{{
 				Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr(),
@@ -167,6 +175,12 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 
+	if n.catch.start, err = lastIndex(logs, snaps); err != nil {
+		return fail(err)
+	}
+	if has {
+		sitOutLease(started, cfg.HeartbeatTimeout)
+	}
 	r, err := raft.NewRaft(rc, n.machine, logs, store, snaps, trans)
 	if err != nil {
 		return fail(fmt.Errorf("raftnode: start raft: %w", err))
@@ -303,6 +317,9 @@ func (n *Node) notLeader() error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		if n.IsLeader() && n.voters() > 1 {
+			// The target of a transfer may win at once, whatever the voters
+			// heard from this node: the lease ends here.
+			n.lease.revoke(n.raft.CurrentTerm())
 			if err := waitFuture(ctx, n.raft.LeadershipTransfer()); err != nil {
 				n.log.Warn("leadership transfer before shutdown", "err", err)
 			}

@@ -16,10 +16,13 @@ type Consistency uint8
 
 // Read consistency levels.
 const (
-	// Stale reads this node's state as it is: fast, possibly behind.
+	// Stale reads this node's state as it is: possibly behind, but never
+	// from before the node caught up after a restart (see Node.Ready).
 	Stale Consistency = 1 + iota
-	// Default reads on the leader only: current unless a partition has just
-	// deposed it without its knowing.
+	// Default reads on the leader, under its lease: a quorum of voters
+	// accepted the leader's messages recently enough that no other leader
+	// can have been elected yet (DESIGN.md, "Leader lease"). Linearizable
+	// as long as clocks run at rates within 10% of each other.
 	Default
 	// Linearizable reads on the leader after confirming leadership with a
 	// quorum, a commit in the current term, and the state caught up to the
@@ -53,12 +56,17 @@ func (c Consistency) String() string {
 }
 
 // Read runs fn on the state at the requested consistency. fn must not keep
-// references into the state after it returns, nor block.
+// references into the state after it returns, nor block. When Read returns an
+// error, what fn saw must be discarded: a Default read checks its lease again
+// after fn, at the moment it answers.
 //
-// It returns ErrNotLeader for Default and Linearizable on a follower (callers
-// forward to the leader), ErrNotReady for Stale on a node still catching up,
-// a *DivergedError (ErrDiverged, also ErrNotReady) on a node whose state the
-// corruption check found divergent, ErrShutdown, or the context's error.
+// It returns ErrNotLeader (a *NotLeaderError) for Default and Linearizable on
+// a node that is not the leader or whose leadership cannot be confirmed (the
+// error names no leader when this node still believes it leads: retry, or ask
+// another node); ErrNotReady for Stale on a node still catching up after a
+// restart; a *DivergedError (ErrDiverged, also ErrNotReady) on a node whose
+// state the corruption check found divergent; ErrShutdown; or the context's
+// error.
 func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) error {
 	if n.stopped() {
 		return ErrShutdown
@@ -68,10 +76,24 @@ func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) err
 	}
 	switch c {
 	case Stale:
-	case Default:
-		if !n.IsLeader() {
-			return n.notLeader()
+		if err := n.caughtUp(); err != nil {
+			return err
 		}
+	case Default:
+		term, err := n.leaseRead(ctx)
+		if err != nil {
+			return err
+		}
+		if err := n.diverged(); err != nil {
+			return err // this node's state is known wrong: never answer from it
+		}
+		n.machine.read(fn)
+		// The answer leaves now: the lease must still hold. A node frozen
+		// inside fn wakes up here and finds it expired.
+		if !n.leaseHolds(term) {
+			return n.unconfirmed()
+		}
+		return nil
 	case Linearizable:
 		if err := n.linearize(ctx); err != nil {
 			return err
@@ -86,6 +108,38 @@ func (n *Node) Read(ctx context.Context, c Consistency, fn func(*fsm.State)) err
 	return nil
 }
 
+// leaseRead readies a Default read: this node leads, has committed an entry in
+// its term (so its state holds everything earlier leaders committed), and its
+// lease holds now, or holds again after a fresh confirmation. It returns the
+// term the lease is for.
+func (n *Node) leaseRead(ctx context.Context) (uint64, error) {
+	if !n.IsLeader() {
+		return 0, n.notLeader()
+	}
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	term := n.raft.CurrentTerm()
+	if err := n.termCommitted(ctx, term); err != nil {
+		return 0, err
+	}
+	if n.leaseHolds(term) {
+		return term, nil
+	}
+	// Expired: ask the voters again (VerifyLeader sends a heartbeat to each
+	// at once), for at most a heartbeat and an election timeout: a leader
+	// that cannot be confirmed by then has most likely been replaced, and
+	// the client does better asking another node.
+	cctx, ccancel := context.WithTimeout(ctx, n.cfg.HeartbeatTimeout+n.cfg.ElectionTimeout)
+	defer ccancel()
+	if err := n.confirm(cctx, term, func() bool { return n.leaseHolds(term) }); err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return 0, n.unconfirmed()
+		}
+		return 0, err
+	}
+	return term, nil
+}
+
 // linearize implements the read-index protocol on hashicorp raft.
 func (n *Node) linearize(ctx context.Context) error {
 	if !n.IsLeader() {
@@ -94,19 +148,111 @@ func (n *Node) linearize(ctx context.Context) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	term := n.raft.CurrentTerm()
-	if n.barrierTerm.Load() != term {
-		// A new leader may not know the commit index until it commits an
-		// entry of its own term; a barrier is one, and it waits for the FSM.
-		if err := n.translate(waitFuture(ctx, n.raft.Barrier(0))); err != nil {
-			return err
-		}
-		n.barrierTerm.Store(term)
+	if err := n.termCommitted(ctx, term); err != nil {
+		return err
 	}
+	start := time.Now()
 	readIndex := n.raft.CommitIndex()
-	if err := n.translate(waitFuture(ctx, n.raft.VerifyLeader())); err != nil {
+	// raft's VerifyLeader counts any heartbeat answer that arrives while it
+	// waits, also one to a heartbeat sent before the read began (and before
+	// a freeze): confirm also that a quorum accepted messages sent since.
+	if err := n.confirm(ctx, term, func() bool { return n.confirmedSince(term, start) }); err != nil {
 		return err
 	}
 	return n.waitApplied(ctx, readIndex)
+}
+
+// termCommitted makes sure this node, as leader of term, has seen an entry of
+// its own term applied: a new leader knows what earlier leaders committed only
+// once it has committed in its term, and a barrier is such an entry (applied
+// only after everything before it).
+func (n *Node) termCommitted(ctx context.Context, term uint64) error {
+	if n.barrierTerm.Load() == term {
+		return nil
+	}
+	var enqueue time.Duration // Barrier blocks without a bound when raft's queue is full
+	if dl, ok := ctx.Deadline(); ok {
+		enqueue = max(time.Until(dl), time.Millisecond)
+	}
+	err := n.translate(waitCall(ctx, func() raft.Future { return n.raft.Barrier(enqueue) }))
+	switch {
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("raftnode: barrier: %w", context.DeadlineExceeded)
+	case err != nil:
+		return err
+	}
+	n.barrierTerm.Store(term)
+	return nil
+}
+
+// confirm asks raft to verify leadership until ok holds, this node stops
+// leading term, or ctx ends.
+func (n *Node) confirm(ctx context.Context, term uint64, ok func() bool) error {
+	for !ok() {
+		if err := n.translate(waitCall(ctx, n.raft.VerifyLeader)); err != nil {
+			return err
+		}
+		if !n.IsLeader() || n.raft.CurrentTerm() != term {
+			return n.notLeader()
+		}
+	}
+	return nil
+}
+
+// leaseHolds reports whether this node leads term and its lease holds now.
+func (n *Node) leaseHolds(term uint64) bool {
+	voters, ok := n.voterIDs()
+	return ok && n.IsLeader() && n.raft.CurrentTerm() == term &&
+		n.lease.holds(term, raft.ServerID(n.cfg.NodeID), voters, time.Now())
+}
+
+// confirmedSince reports whether a quorum accepted AppendEntries of term sent
+// at or after since.
+func (n *Node) confirmedSince(term uint64, since time.Time) bool {
+	voters, ok := n.voterIDs()
+	return ok && n.lease.confirmedSince(term, raft.ServerID(n.cfg.NodeID), voters, since)
+}
+
+// voterIDs returns the voters of raft's latest configuration (the one it
+// counts quorums in).
+func (n *Node) voterIDs() ([]raft.ServerID, bool) {
+	f := n.raft.GetConfiguration() // answered at once, without raft's loop
+	if f.Error() != nil {
+		return nil, false
+	}
+	var out []raft.ServerID
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, s.ID)
+		}
+	}
+	return out, true
+}
+
+// unconfirmed is the error of a leader read whose leadership could not be
+// confirmed: a NotLeaderError naming the leader if another node is known to
+// lead, and none (ErrNoLeader too: retry) while this node still believes it
+// does.
+func (n *Node) unconfirmed() error {
+	id, addr, api := n.Leader()
+	if id == n.cfg.NodeID {
+		return &NotLeaderError{}
+	}
+	return &NotLeaderError{LeaderID: id, LeaderAddr: addr, LeaderAPI: api}
+}
+
+// waitCall is waitFuture for a call that may itself block (Barrier and
+// VerifyLeader wait for room in raft's queue when its loop is stuck): the call
+// runs on the helper goroutine too.
+func waitCall(ctx context.Context, call func() raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- call().Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // waitApplied waits until raft has applied idx to the FSM. Entries that never
@@ -184,9 +330,11 @@ func (n *Node) WaitWorker(ctx context.Context, w fsm.WorkerID, after fsm.RaftInd
 }
 
 // Ready reports nil when the node serves current reads: a leader is known and
-// this node has applied everything it knows to be committed. A node restarted
-// on old data is not ready until it has caught up with the leader, and a node
-// whose state diverged (CheckDigests) is not ready: *DivergedError.
+// the node has caught up since it started: its state reflects the commit
+// index announced by the first AppendEntries it received (on a leader that
+// has received none, everything its log held at start). Until then it returns
+// an error wrapping ErrNotReady; a *DivergedError on a node whose state
+// diverged (CheckDigests); ErrNoLeader while no leader is known; ErrShutdown.
 func (n *Node) Ready() error {
 	if n.stopped() {
 		return ErrShutdown
@@ -197,10 +345,7 @@ func (n *Node) Ready() error {
 	if _, id := n.raft.LeaderWithID(); id == "" {
 		return ErrNoLeader
 	}
-	if applied, commit := n.raft.AppliedIndex(), n.raft.CommitIndex(); applied < commit {
-		return fmt.Errorf("%w: applied %d of %d committed", ErrNotReady, applied, commit)
-	}
-	return nil
+	return n.caughtUp()
 }
 
 // waitFor blocks until cur reports an index above after, or ctx ends, and

@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +35,7 @@ Runs one claim-store node: a raft member (bolt stores and snapshots under
 with /metrics, /healthz and /readyz.
 
 Start the first node with --bootstrap; start the others with --join pointing at
-any running node's API. A node restarted on its data dir needs neither (it
+any running node's API (host:port or its base URL). A node restarted on its data dir needs neither (it
 rejoins as the member it was), but --join again is harmless.
 
 Without any --token, --token-file or --worker-token-key the API is
@@ -81,7 +84,9 @@ func (s *serverFlags) register(f *flagSet) {
 	f.StringVar(&s.httpAddr, "http-addr", "127.0.0.1:7101", "HTTP API listen address host:port (port 0 picks a free one);\nmust be loopback unless tokens are configured")
 	f.StringVar(&s.httpAdvertise, "http-advertise", "", "API base URL other nodes and clients use (default http://<bound --http-addr>)")
 	f.BoolVar(&s.bootstrap, "bootstrap", false, "make this node a one-node cluster if it has no raft state yet")
-	f.Var(&s.join, "join", "join the cluster through these nodes' API URLs (`ADDR[,ADDR]`), retrying until it works")
+	f.Var(&s.join, "join", "join the cluster through these nodes' APIs (`ADDR[,ADDR]`), retrying until it works;\n"+
+		"each ADDR a base URL (http://host:port, https://host:port) or host:port, which means\n"+
+		"https:// when this node serves its API over TLS (--http-tls-cert), http:// otherwise")
 	f.StringVar(&s.joinToken, "join-token", "", "bearer token (operator role) for --join (default: the first operator --token)")
 	f.Var(&s.tokens, "token", "accepted bearer token `name:role:secret`, role read|worker|operator (repeatable);\n"+
 		"a worker token is named after the worker it acts for (w1:worker:SECRET); read and operator\n"+
@@ -158,6 +163,10 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	if s.bootstrap && len(s.join) > 0 {
 		errs = append(errs, errors.New("--bootstrap and --join exclude each other"))
 	}
+	join, err := joinURLs(s.join, s.httpCert != "")
+	if err != nil {
+		errs = append(errs, err)
+	}
 	tokens, err := s.loadTokens()
 	if err != nil {
 		errs = append(errs, err)
@@ -214,7 +223,7 @@ func (s *serverFlags) config(log *slog.Logger) (nodeConfig, error) {
 	return nodeConfig{
 		Raft: rc, Controller: s.ctrl, API: ac,
 		HTTPAddr: s.httpAddr, HTTPAdvertise: s.httpAdvertise, HTTPTLS: httpTLS, PeerTLS: peerTLS,
-		Join: s.join, JoinToken: joinToken, Logger: log,
+		Join: join, JoinToken: joinToken, Logger: log,
 	}, nil
 }
 
@@ -235,6 +244,58 @@ func (s *serverFlags) loadTokens() ([]server.Token, error) {
 		out = append(out, more...)
 	}
 	return out, nil
+}
+
+// joinURLs turns --join values into API base URLs: a URL stays as it is (it
+// must be http(s)://host[:port] and nothing more, what api/client accepts);
+// host:port gets http://, or https:// when this node's API uses TLS (the
+// cluster's nodes then do too). Anything else is refused, naming the value, so
+// that a bad flag stops the server at start instead of leaving it unjoined.
+func joinURLs(addrs []string, tlsAPI bool) ([]string, error) {
+	scheme := "http://"
+	if tlsAPI {
+		scheme = "https://"
+	}
+	var out []string
+	var errs []error
+	for _, a := range addrs {
+		u, err := joinURL(a, scheme)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--join %q: %w", a, err))
+			continue
+		}
+		out = append(out, u)
+	}
+	return out, errors.Join(errs...)
+}
+
+func joinURL(a, scheme string) (string, error) {
+	bad := errors.New("want host:port or http(s)://host:port")
+	if !strings.Contains(a, "://") {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return "", bad
+		}
+		a = scheme + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(a)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
+		strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+		return "", bad
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		if err := checkPort(p); err != nil {
+			return "", err
+		}
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+func checkPort(p string) error {
+	if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port %q: want 1 to 65535", p)
+	}
+	return nil
 }
 
 // requireLoopback refuses an unauthenticated API on anything but loopback.

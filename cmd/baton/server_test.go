@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/api/server"
 )
 
@@ -117,4 +120,105 @@ func TestServerFlags_RangeEdges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerFlags_Join: --join takes host:port (http://, or https:// when
+// this node's API uses TLS) or an API base URL; anything else stops the
+// server at flag parsing with exit code 2, naming the value.
+func TestServerFlags_Join(t *testing.T) {
+	tests := []struct {
+		name   string
+		join   string
+		tlsAPI bool
+		want   []string // nil: refused
+	}{
+		{name: "host:port means http", join: "127.0.0.1:7101", want: []string{"http://127.0.0.1:7101"}},
+		{name: "host:port means https with an HTTPS API", join: "n1.example:7101", tlsAPI: true, want: []string{"https://n1.example:7101"}},
+		{name: "an IPv6 host:port", join: "[::1]:7101", want: []string{"http://[::1]:7101"}},
+		{name: "a base URL stays", join: "http://127.0.0.1:7101", want: []string{"http://127.0.0.1:7101"}},
+		{name: "an explicit scheme wins over the API's", join: "http://n1.example:7101", tlsAPI: true, want: []string{"http://n1.example:7101"}},
+		{name: "a trailing slash goes", join: "https://n1.example:7101/", want: []string{"https://n1.example:7101"}},
+		{name: "a URL without a port", join: "https://n1.example", want: []string{"https://n1.example"}},
+		{name: "several, mixed", join: "127.0.0.1:7101, http://127.0.0.1:7102", want: []string{"http://127.0.0.1:7101", "http://127.0.0.1:7102"}},
+		{name: "a host without a port", join: "127.0.0.1"},
+		{name: "an empty host", join: ":7101"},
+		{name: "a host with a space (found by FuzzJoinURL)", join: "a b:7101"},
+		{name: "port 0", join: "127.0.0.1:0"},
+		{name: "a port out of range", join: "127.0.0.1:70000"},
+		{name: "a named port", join: "127.0.0.1:http"},
+		{name: "another scheme", join: "ftp://127.0.0.1:7101"},
+		{name: "a URL with a path", join: "http://127.0.0.1:7101/v1"},
+		{name: "a URL with a query", join: "http://127.0.0.1:7101?x=1"},
+		{name: "a URL with user info", join: "http://u:p@127.0.0.1:7101"},
+		{name: "a URL without a host", join: "http://:7101"},
+		{name: "a URL with port 0", join: "http://127.0.0.1:0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := joinURLs(splitList(tt.join), tt.tlsAPI)
+			if tt.want == nil {
+				if err == nil || !strings.Contains(err.Error(), "--join") {
+					t.Fatalf("joinURLs(%q) = %v, %v; want an error naming --join", tt.join, got, err)
+				}
+				// Through the flags: a usage error (exit code 2) at start.
+				_, err := parseServer(t, "--id", "n2", "--join", tt.join)
+				var ee *exitError
+				if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "--join") {
+					t.Fatalf("baton server --join %q: %v, want a usage error naming --join", tt.join, err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("joinURLs(%q) = %q, %v; want %q", tt.join, got, err, tt.want)
+			}
+			if tt.tlsAPI {
+				return // the flags need certificate files for that
+			}
+			cfg, err := parseServer(t, "--id", "n2", "--join", tt.join)
+			if err != nil || !slices.Equal(cfg.Join, tt.want) {
+				t.Fatalf("baton server --join %q: Join %q, %v; want %q", tt.join, cfg.Join, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestServer_BadJoinExitsAtOnce runs the command itself: a bad --join is a
+// usage error before anything starts (it used to log and run unjoined).
+func TestServer_BadJoinExitsAtOnce(t *testing.T) {
+	err := run([]string{"server", "--id", "n2", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0",
+		"--raft-addr", "127.0.0.1:0", "--join", "127.0.0.1"}, io.Discard, io.Discard)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("baton server --join 127.0.0.1: %v, want exit code 2", err)
+	}
+}
+
+// FuzzJoinURL: whatever --join accepts is a base URL the API client accepts,
+// and accepting it again changes nothing.
+func FuzzJoinURL(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:7101", "[::1]:7101", "http://n1:7101/", "https://n1", "n1:0", "http://:1", "ftp://n1:1", "[::1]", "http://[::1]:7101"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, a string, tlsAPI bool) {
+		scheme := "http://"
+		if tlsAPI {
+			scheme = "https://"
+		}
+		u, err := joinURL(a, scheme)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			t.Fatalf("joinURL(%q) = %q: no http(s) scheme", a, u)
+		}
+		c, err := client.New([]string{u})
+		if err != nil {
+			t.Fatalf("joinURL(%q) = %q, which the API client refuses: %v", a, u, err)
+		}
+		c.Close()
+		if again, err := joinURL(u, scheme); err != nil || again != u {
+			t.Fatalf("joinURL(%q) = %q, but joinURL(%q) = %q, %v", a, u, u, again, err)
+		}
+	})
 }
