@@ -54,6 +54,10 @@ func (c Consistency) valid() bool { return c >= ConsistencyDefault && c <= Consi
 const (
 	// DefaultTimeout bounds a call whose context has no deadline.
 	DefaultTimeout = 10 * time.Second
+	// DefaultAttemptTimeout bounds one attempt of a call (one request to one
+	// node). A healthy node answers far sooner, a raft commit included; a
+	// frozen one never does, and this is how long it holds the call up.
+	DefaultAttemptTimeout = time.Second
 	// DefaultRetries is how many times a call is retried after the first
 	// attempt (on another node, after a back-off).
 	DefaultRetries = 10
@@ -69,6 +73,7 @@ type options struct {
 	token       string
 	httpClient  *http.Client
 	timeout     time.Duration
+	attempt     time.Duration
 	retries     int
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -88,6 +93,9 @@ func newOptions() options {
 func (o *options) setDefaults() {
 	if o.timeout == 0 {
 		o.timeout = DefaultTimeout
+	}
+	if o.attempt == 0 {
+		o.attempt = DefaultAttemptTimeout
 	}
 	if o.retries == unset {
 		o.retries = DefaultRetries
@@ -145,10 +153,33 @@ func WithTimeout(d time.Duration) Option {
 	})
 }
 
+// WithAttemptTimeout bounds each attempt of a call: one request to one node,
+// until its answer has been read (default DefaultAttemptTimeout). A node that
+// does not answer within it (frozen by a SIGSTOP, a VM pause or a long GC
+// pause; or forwarding to a leader that is) is given up for this call, which
+// goes on at the next address at once. The client then suspects that node for
+// five attempt timeouts: calls stop starting there, it is forgotten as the
+// leader, and other nodes naming it as leader are not believed meanwhile. A
+// blocking query's attempt gets its wait on top; an audit follow's
+// connection is bounded by d until the node answers, then given up when it
+// stays silent (no event, no keep-alive) for 2×api.FollowKeepAlive+d. The
+// call's context and WithTimeout still bound the whole call: a call whose
+// deadline is nearer than d makes one attempt, and the next call starts
+// elsewhere if that one got no answer.
+func WithAttemptTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if d <= 0 {
+			return invalid("WithAttemptTimeout: %s must be > 0", d)
+		}
+		o.attempt = d
+		return nil
+	})
+}
+
 // WithRetries sets how many times a call is retried after its first attempt
 // (default DefaultRetries; 0 disables retries; at most 1000). Only connection
-// failures, time-outs and 503/504 answers are retried, on the next address;
-// 4xx answers never are.
+// failures, attempt time-outs and 503/504 answers are retried, on the next
+// address (or the leader, once a node has named it); 4xx answers never are.
 func WithRetries(n int) Option {
 	return optionFunc(func(o *options) error {
 		if n < 0 || n > maxRetries {
