@@ -216,7 +216,7 @@ func (f *follow) connect(ctx context.Context, i int) (delivered bool, err error)
 	defer cancel(nil)
 	silent := time.AfterFunc(f.c.opts.attempt, func() { cancel(errAttemptTimeout) })
 	defer silent.Stop()
-	idle := 2*api.FollowKeepAlive + f.c.opts.attempt
+	idle := 2*f.c.opts.keepAlive + f.c.opts.attempt
 	// silenced reports whether the connection ended because the node went
 	// silent, and records that with the router.
 	silenced := func() bool {

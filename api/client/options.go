@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/batonhq/baton/api"
 )
 
 // Option configures a Client. Options are created by the With functions; each
@@ -74,6 +76,7 @@ type options struct {
 	httpClient  *http.Client
 	timeout     time.Duration
 	attempt     time.Duration
+	keepAlive   time.Duration // the servers' audit follow keep-alive; tests shorten it
 	retries     int
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -96,6 +99,9 @@ func (o *options) setDefaults() {
 	}
 	if o.attempt == 0 {
 		o.attempt = DefaultAttemptTimeout
+	}
+	if o.keepAlive == 0 {
+		o.keepAlive = api.FollowKeepAlive
 	}
 	if o.retries == unset {
 		o.retries = DefaultRetries

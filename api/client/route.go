@@ -215,13 +215,6 @@ func (r *router) unreachable(i int) {
 	r.st = r.st.unreachable(i)
 }
 
-// state returns a copy of the current state (tests, logs).
-func (r *router) state() routeState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.st.clone()
-}
-
 // leaderIn returns the address named by h's api.HeaderLeader, or noLeader if
 // there is none or the client does not have it. Only the client's own
 // addresses are used: a node may advertise a URL the client cannot reach
