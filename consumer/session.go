@@ -22,7 +22,9 @@ type sessionState struct {
 // expire the session and give its partitions to others, so the worker stops
 // dispatching everything before that can happen. A heartbeat the leader refuses
 // (unknown session: expired, or replaced) means the partitions are gone; the
-// worker registers again as a new incarnation.
+// worker registers again as a new incarnation. Heartbeat calls are short
+// (heartbeatTimeout) and a failed one is retried soon, so that a call stuck on
+// a frozen node cannot hold the renewal back.
 func (a *Applier) sessionLoop(ctx context.Context) {
 	b := newBackoff(100*time.Millisecond, a.opts.controlBackoffMax)
 	var st sessionState
@@ -55,6 +57,8 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		return
 	}
 	lastOK := time.Now() // when the last confirmed heartbeat was sent
+	// retry spaces heartbeats after a failed one: soon, not an interval later.
+	retry := newBackoff(50*time.Millisecond, st.interval)
 	t := time.NewTimer(st.interval)
 	defer t.Stop()
 	for {
@@ -64,12 +68,14 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		sent := time.Now()
-		hctx, cancel := context.WithTimeout(ctx, st.interval)
+		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(st.ttl, st.interval))
 		_, err := a.coord.Heartbeat(hctx, a.worker, st.inc)
 		cancel()
+		next := st.interval
 		switch {
 		case err == nil:
 			lastOK = sent
+			retry.reset()
 			if st.fenced {
 				a.log.Info("session renewed; unfencing")
 				st.fenced = false
@@ -88,6 +94,7 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 				return
 			}
 			lastOK = time.Now()
+			retry = newBackoff(50*time.Millisecond, st.interval)
 		default:
 			a.log.Debug("heartbeat", "err", err)
 			// Fence with a margin of a fifth of the TTL: the leader counts
@@ -97,9 +104,22 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 				a.log.Warn("session not renewed within its TTL; fencing", "since", time.Since(lastOK))
 				a.fence(&st)
 			}
+			// The call may have been cut short on a frozen node; the client
+			// suspects that node now and starts the next call elsewhere, so
+			// try again soon rather than an interval later.
+			next = retry.next(transient)
 		}
-		t.Reset(st.interval)
+		t.Reset(next)
 	}
+}
+
+// heartbeatTimeout bounds one heartbeat call: half of the fencing margin (a
+// fifth of the TTL), at most the interval. A heartbeat is answered from the
+// leader's memory at once; a call that takes longer is stuck on a node that
+// stopped (frozen, or forwarding to a frozen leader), and gives way long
+// before the margin runs out, leaving time for calls to the other nodes.
+func heartbeatTimeout(ttl, interval time.Duration) time.Duration {
+	return max(min(ttl/10, interval), 10*time.Millisecond)
 }
 
 // leaving reports whether Close has begun.
