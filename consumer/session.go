@@ -59,6 +59,7 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 	lastOK := time.Now() // when the last confirmed heartbeat was sent
 	// retry spaces heartbeats after a failed one: soon, not an interval later.
 	retry := newBackoff(50*time.Millisecond, st.interval)
+	failed := 0 // heartbeats failed since the last confirmed one
 	t := time.NewTimer(st.interval)
 	defer t.Stop()
 	for {
@@ -74,7 +75,11 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		next := st.interval
 		switch {
 		case err == nil:
-			lastOK = sent
+			if failed > 0 {
+				// What a frozen or lost leader cost this session.
+				a.log.Info("session renewed after failed heartbeats", "failed", failed, "gap", sent.Sub(lastOK))
+			}
+			lastOK, failed = sent, 0
 			retry.reset()
 			if st.fenced {
 				a.log.Info("session renewed; unfencing")
@@ -93,9 +98,10 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 			if !register() {
 				return
 			}
-			lastOK = time.Now()
+			lastOK, failed = time.Now(), 0
 			retry = newBackoff(50*time.Millisecond, st.interval)
 		default:
+			failed++
 			a.log.Debug("heartbeat", "err", err)
 			// Fence with a margin of a fifth of the TTL: the leader counts
 			// from the heartbeat it last received, which was sent no earlier
