@@ -223,7 +223,7 @@ func (f *follow) connect(ctx context.Context, i int) (delivered bool, err error)
 		if ctx.Err() != nil || !errors.Is(context.Cause(cctx), errAttemptTimeout) {
 			return false
 		}
-		f.c.rt.timedOut(i)
+		f.c.rt.timedOut(i, false)
 		return true
 	}
 	req, err := http.NewRequestWithContext(cctx, http.MethodGet, target, nil)

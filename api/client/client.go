@@ -250,7 +250,7 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 	case o == outDone, errors.As(err, &ae):
 		c.rt.answered(i, h, o != outRetry)
 	case o == outTimedOut:
-		c.rt.timedOut(i)
+		c.rt.timedOut(i, toLeader)
 		err = fmt.Errorf("%w: %s did not answer within %s", ErrUnreachable, addr, budget)
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %s did not answer before the call's deadline", ErrUnreachable, addr)

@@ -17,14 +17,14 @@
 // first outcome (WriteResponse.Duplicate).
 //
 // A frozen node (SIGSTOP, a paused VM, a long GC pause) accepts connections and
-// never answers. Each attempt is therefore bounded by WithAttemptTimeout (1 s by
+// never answers. Each attempt is therefore bounded by WithAttemptTimeout (500 ms by
 // default; a blocking query's attempt gets its wait on top): an attempt that
-// times out is retried on the next address at once, and the node is suspected
-// for a while: calls stop starting there, it is forgotten as the leader, and
-// followers still naming it as leader are not believed. When an answer names a
-// new leader, leader-bound attempts in flight elsewhere (a blocking query
-// parked on the frozen ex-leader, a write stuck in a follower's forward to it)
-// are cancelled and sent to the new leader. An audit follow notices a frozen
+// times out is retried on the next address at once, and for a while calls stop
+// starting at that node, it is forgotten as the leader, and (if it was asked
+// as the leader) followers still naming it as leader are not believed. When an
+// answer names a new leader, leader-bound attempts in flight elsewhere (a
+// blocking query parked on the frozen ex-leader, a write stuck in a follower's
+// forward to it) are cancelled and sent to the new leader. An audit follow notices a frozen
 // node by its silence (no keep-alive). What one call learns serves every call
 // of the client, so share one client per process.
 //

@@ -58,8 +58,13 @@ const (
 	DefaultTimeout = 10 * time.Second
 	// DefaultAttemptTimeout bounds one attempt of a call (one request to one
 	// node). A healthy node answers far sooner, a raft commit included; a
-	// frozen one never does, and this is how long it holds the call up.
-	DefaultAttemptTimeout = time.Second
+	// frozen one never does, and this is how long it holds the call up. It is
+	// also how late after an election the first attempt to reach the new
+	// leader may start (the attempts sent before it are stuck on the frozen
+	// leader, or on followers forwarding to it). A write whose commit takes
+	// longer (a disk stalled for seconds) is sent again with its request id:
+	// proposed once more, and applied once.
+	DefaultAttemptTimeout = 500 * time.Millisecond
 	// DefaultRetries is how many times a call is retried after the first
 	// attempt (on another node, after a back-off).
 	DefaultRetries = 10
@@ -163,9 +168,11 @@ func WithTimeout(d time.Duration) Option {
 // until its answer has been read (default DefaultAttemptTimeout). A node that
 // does not answer within it (frozen by a SIGSTOP, a VM pause or a long GC
 // pause; or forwarding to a leader that is) is given up for this call, which
-// goes on at the next address at once. The client then suspects that node for
-// five attempt timeouts: calls stop starting there, it is forgotten as the
-// leader, and other nodes naming it as leader are not believed meanwhile. A
+// goes on at the next address at once. For five attempt timeouts calls then
+// stop starting at that node, and it is forgotten as the leader; unless the
+// attempt may only have been waiting on a follower's forward to a frozen
+// leader, other nodes naming it as leader are not believed meanwhile
+// (followers keep naming a frozen leader until they elect another). A
 // blocking query's attempt gets its wait on top; an audit follow's
 // connection is bounded by d until the node answers, then given up when it
 // stays silent (no event, no keep-alive) for 2×api.FollowKeepAlive+d. The

@@ -15,11 +15,11 @@ import (
 // (api.HeaderLeader); the client sends writes and leader reads straight to it,
 // so a follower does not have to forward them, and sends everything else to
 // the node that last answered. An attempt that times out says that its node
-// may be frozen (a SIGSTOP, a VM pause, a long GC): that node is suspected for
-// a while (others' hints naming it are ignored), forgotten as leader, and left
-// for the next address. When a new leader is learned, the leader-bound
-// attempts in flight elsewhere (a blocking query parked on a frozen ex-leader,
-// a write stuck in a follower's forward to it) are cancelled and sent to it.
+// may be frozen (a SIGSTOP, a VM pause, a long GC): calls stop starting there
+// for a while, it is forgotten as leader, and the call goes on at the next
+// address. When a new leader is learned, the leader-bound attempts in flight
+// elsewhere (a blocking query parked on a frozen ex-leader, a write stuck in a
+// follower's forward to it) are cancelled and sent to it.
 
 // noLeader marks an unknown leader (and "no address" in general).
 const noLeader = -1
@@ -40,31 +40,37 @@ type routeState struct {
 	// another one then means the attempts sent while the old one was believed
 	// are misdirected.
 	forgot int
-	// suspect holds, per address, until when hints naming it are ignored:
-	// it timed out, and a follower still naming it as leader has not yet
-	// noticed that it stopped.
-	suspect []time.Time
+	// skip holds, per address, until when calls do not start there: it
+	// timed out.
+	skip []time.Time
+	// doubt holds, per address, until when other nodes naming it as leader
+	// are not believed: it timed out where no forward can explain it (asked
+	// as the leader, or for something it serves itself), so it is frozen,
+	// and followers keep naming a frozen leader until they elect another.
+	// A follower that timed out on a leader-bound call may only have been
+	// forwarding to a frozen leader; it may well be the next leader.
+	doubt []time.Time
 }
 
 func newRouteState(n int) routeState {
-	return routeState{n: n, leader: noLeader, forgot: noLeader, suspect: make([]time.Time, n)}
+	return routeState{n: n, leader: noLeader, forgot: noLeader, skip: make([]time.Time, n), doubt: make([]time.Time, n)}
 }
 
-// clone copies s so that changing the copy's suspect slice leaves s alone.
+// clone copies s so that changing the copy's slices leaves s alone.
 func (s routeState) clone() routeState {
-	s.suspect = append([]time.Time(nil), s.suspect...)
+	s.skip = append([]time.Time(nil), s.skip...)
+	s.doubt = append([]time.Time(nil), s.doubt...)
 	return s
 }
 
-func (s routeState) suspected(i int, now time.Time) bool {
-	return now.Before(s.suspect[i])
-}
+func (s routeState) skipped(i int, now time.Time) bool { return now.Before(s.skip[i]) }
+func (s routeState) doubted(i int, now time.Time) bool { return now.Before(s.doubt[i]) }
 
 // pick returns the address of an attempt. prev is the previous attempt's
 // address (noLeader for a call's first attempt). A leader-bound attempt goes
 // to the known leader; any other, or one with no leader known, to cur on a
 // first attempt and to the address after prev on a retry, passing over
-// suspected addresses unless every one is.
+// skipped addresses unless every one is.
 func (s routeState) pick(toLeader bool, prev int, now time.Time) int {
 	if toLeader && s.leader != noLeader {
 		return s.leader
@@ -74,7 +80,7 @@ func (s routeState) pick(toLeader bool, prev int, now time.Time) int {
 		start = prev + 1
 	}
 	for k := 0; k < s.n; k++ {
-		if i := (start + k) % s.n; !s.suspected(i, now) {
+		if i := (start + k) % s.n; !s.skipped(i, now) {
 			return i
 		}
 	}
@@ -90,7 +96,7 @@ func (s routeState) pick(toLeader bool, prev int, now time.Time) int {
 // cancelled and sent to it.
 func (s routeState) answered(i, hint int, ok bool, now time.Time) (routeState, bool) {
 	s = s.clone()
-	s.suspect[i] = time.Time{} // it answers: it is not frozen
+	s.skip[i], s.doubt[i] = time.Time{}, time.Time{} // it answers: it is not frozen
 	if ok {
 		s.cur = i
 	}
@@ -100,7 +106,7 @@ func (s routeState) answered(i, hint int, ok bool, now time.Time) (routeState, b
 			s.forgot, s.leader = s.leader, noLeader
 		}
 		return s, false
-	case hint != i && s.suspected(hint, now):
+	case hint != i && s.doubted(hint, now):
 		// A follower that has not noticed yet that the leader stopped.
 		return s, false
 	case hint == s.leader:
@@ -111,12 +117,18 @@ func (s routeState) answered(i, hint int, ok bool, now time.Time) (routeState, b
 	return s, redirect
 }
 
-// timedOut records an attempt to address i that got no answer in time: i is
-// suspected for d from now, forgotten if it was the leader, and calls stop
-// starting there.
-func (s routeState) timedOut(i int, now time.Time, d time.Duration) routeState {
+// timedOut records an attempt to address i that got no answer in time. Calls
+// stop starting at i for d from now, and it is forgotten if it was the
+// leader. forwarded says that the attempt needed the leader and went to i
+// without knowing i to be it, so that i may have been forwarding to a frozen
+// leader rather than frozen itself: only otherwise is i doubted as a leader
+// for d.
+func (s routeState) timedOut(i int, forwarded bool, now time.Time, d time.Duration) routeState {
 	s = s.clone()
-	s.suspect[i] = now.Add(d)
+	s.skip[i] = now.Add(d)
+	if !forwarded || s.leader == i {
+		s.doubt[i] = now.Add(d)
+	}
 	if s.leader == i {
 		s.forgot, s.leader = i, noLeader
 	}
@@ -144,7 +156,8 @@ func (s routeState) unreachable(i int) routeState {
 // and remove its attempt).
 type router struct {
 	addrs []string // base URLs, without a trailing slash
-	// suspectFor is how long an address that timed out stays suspected.
+	// suspectFor is how long an address that timed out is skipped (and, if
+	// it was frozen, doubted as leader).
 	suspectFor time.Duration
 
 	mu      sync.Mutex
@@ -203,10 +216,12 @@ func (r *router) answered(i int, h http.Header, ok bool) {
 	}
 }
 
-func (r *router) timedOut(i int) {
+// timedOut records an attempt to address i that got no answer in time;
+// toLeader says whether it was a leader-bound attempt.
+func (r *router) timedOut(i int, toLeader bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.st = r.st.timedOut(i, time.Now(), r.suspectFor)
+	r.st = r.st.timedOut(i, toLeader && r.st.leader != i, time.Now(), r.suspectFor)
 }
 
 func (r *router) unreachable(i int) {

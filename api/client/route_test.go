@@ -14,26 +14,41 @@ import (
 
 // The rules of where a call goes (route.go) and what an attempt's end means
 // (classifyAttempt, blockingWait), as tables. In every table n = 3 and "now"
-// is a fixed instant; a suspected address is suspected for an hour.
+// is a fixed instant; skips and doubts last an hour.
 
 var now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // rs builds a routeState of 3 addresses: cur, leader and forgot (noLeader
-// for none), and the suspected addresses.
-func rs(cur, leader, forgot int, suspects ...int) routeState {
+// for none), and the addresses skipped and doubted (both) for an hour.
+func rs(cur, leader, forgot int, frozen ...int) routeState {
 	s := newRouteState(3)
 	s.cur, s.leader, s.forgot = cur, leader, forgot
-	for _, i := range suspects {
-		s.suspect[i] = now.Add(time.Hour)
+	return s.skipping(frozen...).doubting(frozen...)
+}
+
+// skipping returns s with addresses skipped for an hour.
+func (s routeState) skipping(is ...int) routeState {
+	s = s.clone()
+	for _, i := range is {
+		s.skip[i] = now.Add(time.Hour)
 	}
 	return s
 }
 
-// suspects lists the addresses suspected at now.
-func (s routeState) suspects() []int {
+// doubting returns s with addresses doubted as leader for an hour.
+func (s routeState) doubting(is ...int) routeState {
+	s = s.clone()
+	for _, i := range is {
+		s.doubt[i] = now.Add(time.Hour)
+	}
+	return s
+}
+
+// at lists the addresses for which f holds at now.
+func (s routeState) at(f func(int, time.Time) bool) []int {
 	var out []int
 	for i := range s.n {
-		if s.suspected(i, now) {
+		if f(i, now) {
 			out = append(out, i)
 		}
 	}
@@ -41,18 +56,19 @@ func (s routeState) suspects() []int {
 }
 
 func (s routeState) String() string {
-	return fmt.Sprintf("cur=%d leader=%d forgot=%d suspects=%v", s.cur, s.leader, s.forgot, s.suspects())
+	return fmt.Sprintf("cur=%d leader=%d forgot=%d skip=%v doubt=%v", s.cur, s.leader, s.forgot, s.at(s.skipped), s.at(s.doubted))
 }
 
 func same(a, b routeState) bool {
-	return a.cur == b.cur && a.leader == b.leader && a.forgot == b.forgot && slices.Equal(a.suspects(), b.suspects())
+	return a.cur == b.cur && a.leader == b.leader && a.forgot == b.forgot &&
+		slices.Equal(a.at(a.skipped), b.at(b.skipped)) && slices.Equal(a.at(a.doubted), b.at(b.doubted))
 }
 
 const none = noLeader
 
 func TestRoute_Pick(t *testing.T) {
 	expired := rs(1, none, none)
-	expired.suspect[1] = now.Add(-time.Second)
+	expired.skip[1] = now.Add(-time.Second)
 	for _, tc := range []struct {
 		name     string
 		st       routeState
@@ -66,10 +82,10 @@ func TestRoute_Pick(t *testing.T) {
 		{"a leader-bound retry goes to the leader again (it answered 503 and still names itself)", rs(0, 2, none), true, 2, 2},
 		{"a retry goes to the address after the previous one", rs(0, none, none), true, 1, 2},
 		{"a retry wraps around", rs(0, none, none), false, 2, 0},
-		{"a suspected address is passed over", rs(1, none, none, 1), false, none, 2},
-		{"a retry passes over suspected addresses", rs(0, none, none, 1, 2), true, 0, 0},
-		{"with every address suspected, the next one all the same", rs(0, none, none, 0, 1, 2), false, 0, 1},
-		{"a suspicion that has run out no longer counts", expired, false, none, 1},
+		{"a skipped address is passed over", rs(1, none, none).skipping(1), false, none, 2},
+		{"a retry passes over skipped addresses", rs(0, none, none).skipping(1, 2), true, 0, 0},
+		{"with every address skipped, the next one all the same", rs(0, none, none).skipping(0, 1, 2), false, 0, 1},
+		{"a skip that has run out no longer counts", expired, false, none, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.st.pick(tc.toLeader, tc.prev, now); got != tc.want {
@@ -100,9 +116,11 @@ func TestRoute_Answered(t *testing.T) {
 			rs(0, none, 1), 0, 1, true, rs(0, 1, none), false},
 		{"a node that names no leader makes the client forget its leader",
 			rs(0, 2, none), 0, none, false, rs(0, none, 2), false},
-		{"a follower naming a suspected leader is not believed (it has not noticed the freeze yet)",
+		{"a follower naming a leader that froze is not believed (it has not noticed yet)",
 			rs(0, none, 1, 1), 0, 1, true, rs(0, none, 1, 1), false},
-		{"a suspected node that answers is no longer suspected, and may name itself",
+		{"a follower naming a node that was only skipped is believed (it may have been forwarding to the frozen leader, and be the next one)",
+			rs(0, none, 1).skipping(2), 0, 2, true, rs(0, 2, none).skipping(2), true},
+		{"a frozen node that answers is no longer skipped or doubted, and may name itself",
 			rs(0, none, 1, 1), 1, 1, true, rs(1, 1, none), false},
 		{"an answer that settles the call moves the start there",
 			rs(0, 2, none), 1, 2, true, rs(1, 2, none), false},
@@ -128,21 +146,24 @@ func TestRoute_TimedOutAndUnreachable(t *testing.T) {
 		name        string
 		st          routeState
 		i           int
+		forwarded   bool // a leader-bound attempt to a node not known to lead
 		unreachable bool // a transport failure rather than a time-out
 		want        routeState
 	}{
-		{"the leader times out: forgotten, suspected, and calls start elsewhere",
-			rs(1, 1, none), 1, false, rs(2, none, 1, 1)},
-		{"a follower times out: suspected, the leader stays",
-			rs(0, 1, none), 0, false, rs(1, 1, none, 0)},
-		{"calls start at the next address that is not suspected",
-			rs(0, none, none, 1), 0, false, rs(2, none, none, 0, 1)},
+		{"the leader times out: forgotten, skipped, doubted, and calls start elsewhere",
+			rs(1, 1, none), 1, false, false, rs(2, none, 1, 1)},
+		{"a follower times out on a call it serves itself: skipped and doubted, the leader stays",
+			rs(0, 1, none), 0, false, false, rs(1, 1, none, 0)},
+		{"a follower times out on a call it forwards: skipped but not doubted (its leader may be the frozen one)",
+			rs(0, none, 2), 0, true, false, rs(1, none, 2).skipping(0)},
+		{"calls start at the next address that is not skipped",
+			rs(0, none, none).skipping(1), 0, true, false, rs(2, none, none).skipping(0, 1)},
 		{"a node other than the start times out: the start stays",
-			rs(2, none, none), 0, false, rs(2, none, none, 0)},
-		{"the leader refuses connections: forgotten, calls start at the next address, no suspicion",
-			rs(1, 1, none), 1, true, rs(2, none, 1)},
+			rs(2, none, none), 0, false, false, rs(2, none, none, 0)},
+		{"the leader refuses connections: forgotten, calls start at the next address, not skipped",
+			rs(1, 1, none), 1, false, true, rs(2, none, 1)},
 		{"a follower refuses connections: the leader stays",
-			rs(0, 1, none), 2, true, rs(0, 1, none)},
+			rs(0, 1, none), 2, false, true, rs(0, 1, none)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.st.clone()
@@ -150,7 +171,7 @@ func TestRoute_TimedOutAndUnreachable(t *testing.T) {
 			if tc.unreachable {
 				got = tc.st.unreachable(tc.i)
 			} else {
-				got = tc.st.timedOut(tc.i, now, time.Hour)
+				got = tc.st.timedOut(tc.i, tc.forwarded, now, time.Hour)
 			}
 			if !same(got, tc.want) {
 				t.Fatalf("address %d failed on %s: %s, want %s", tc.i, tc.st, got, tc.want)
