@@ -57,8 +57,9 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		return
 	}
 	lastOK := time.Now() // when the last confirmed heartbeat was sent
-	// retry spaces heartbeats after a failed one: soon, not an interval later.
-	retry := newBackoff(50*time.Millisecond, st.interval)
+	// retry spaces heartbeats after a failed one: soon, not an interval later
+	// (a failed call has already taken up to heartbeatTimeout).
+	retry := newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
 	failed := 0 // heartbeats failed since the last confirmed one
 	t := time.NewTimer(st.interval)
 	defer t.Stop()
@@ -99,7 +100,7 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 				return
 			}
 			lastOK, failed = time.Now(), 0
-			retry = newBackoff(50*time.Millisecond, st.interval)
+			retry = newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
 		default:
 			failed++
 			a.log.Debug("heartbeat", "err", err)
@@ -119,13 +120,16 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 	}
 }
 
-// heartbeatTimeout bounds one heartbeat call: half of the fencing margin (a
-// fifth of the TTL), at most the interval. A heartbeat is answered from the
-// leader's memory at once; a call that takes longer is stuck on a node that
-// stopped (frozen, or forwarding to a frozen leader), and gives way long
-// before the margin runs out, leaving time for calls to the other nodes.
+// heartbeatTimeout bounds one heartbeat call: a twentieth of the TTL (a
+// quarter of the fencing margin, a fifth of the TTL), at least 100 ms, at most
+// half the interval. A heartbeat is answered from the leader's memory at once;
+// a call that takes longer is stuck on a node that stopped (frozen, or
+// forwarding to a frozen leader) and gives way, and the next call goes
+// elsewhere. The bound is also how late after an election the first call to
+// reach the new leader may start: the calls sent before it are stuck on the
+// frozen leader or on followers forwarding to it.
 func heartbeatTimeout(ttl, interval time.Duration) time.Duration {
-	return max(min(ttl/10, interval), 10*time.Millisecond)
+	return min(max(ttl/20, 100*time.Millisecond), interval/2)
 }
 
 // leaving reports whether Close has begun.

@@ -22,17 +22,18 @@ func TestHeartbeatTimeout(t *testing.T) {
 		ttl, interval time.Duration
 		want          time.Duration
 	}{
-		{"the defaults: half the fencing margin of a 5 s TTL", 5 * time.Second, time.Second, 500 * time.Millisecond},
-		{"a 10 s TTL", 10 * time.Second, 2 * time.Second, time.Second},
-		{"never longer than the interval", 10 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond},
-		{"a floor for tiny TTLs", 50 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{"the defaults: a quarter of the fencing margin of a 5 s TTL", 5 * time.Second, time.Second, 250 * time.Millisecond},
+		{"a 10 s TTL", 10 * time.Second, 2 * time.Second, 500 * time.Millisecond},
+		{"at least 100 ms: a slow answer is not a frozen node", 1500 * time.Millisecond, 250 * time.Millisecond, 100 * time.Millisecond},
+		{"never more than half the interval", 10 * time.Second, 300 * time.Millisecond, 150 * time.Millisecond},
+		{"half the interval wins over the floor", 50 * time.Millisecond, 10 * time.Millisecond, 5 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := heartbeatTimeout(tc.ttl, tc.interval)
 			if got != tc.want {
 				t.Fatalf("heartbeatTimeout(%s, %s) = %s, want %s", tc.ttl, tc.interval, got, tc.want)
 			}
-			if margin := tc.ttl / 5; got > margin/2 && got > 10*time.Millisecond {
+			if margin := tc.ttl / 5; got > margin/2 {
 				t.Fatalf("%s is more than half the fencing margin %s", got, margin)
 			}
 		})
