@@ -111,10 +111,14 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 				a.log.Warn("session not renewed within its TTL; fencing", "since", time.Since(lastOK))
 				a.fence(&st)
 			}
-			// The call may have been cut short on a frozen node; the client
-			// suspects that node now and starts the next call elsewhere, so
-			// try again soon rather than an interval later.
+			// Try again soon rather than an interval later. A call cut
+			// short by its bound was stuck on a node that stopped; the client
+			// avoids that node now and the next call goes elsewhere, at once.
+			// One that failed fast (no leader yet) waits a short back-off.
 			next = retry.next(transient)
+			if errors.Is(err, context.DeadlineExceeded) {
+				next = 0
+			}
 		}
 		t.Reset(next)
 	}

@@ -36,9 +36,8 @@ type routeState struct {
 	// named one, noLeader when unknown.
 	leader int
 	// forgot is a leader forgotten (it timed out, or a node said it knows no
-	// leader) since a leader was last learned, noLeader if none: learning
-	// another one then means the attempts sent while the old one was believed
-	// are misdirected.
+	// leader) since a leader was last learned, noLeader if none: learning one
+	// then means that the attempts sent meanwhile may be misdirected.
 	forgot int
 	// skip holds, per address, until when calls do not start there: it
 	// timed out.
@@ -112,7 +111,11 @@ func (s routeState) answered(i, hint int, ok bool, now time.Time) (routeState, b
 	case hint == s.leader:
 		return s, false
 	}
-	redirect := s.leader != noLeader || (s.forgot != noLeader && s.forgot != hint)
+	// Attempts sent while another leader was believed, or while the leader
+	// was forgotten (to whatever node was next: perhaps a frozen one), may
+	// be misdirected; a client that never knew a leader sent its first ones
+	// to a node that forwards them, and leaves them be.
+	redirect := s.leader != noLeader || s.forgot != noLeader
 	s.leader, s.forgot = hint, noLeader
 	return s, redirect
 }
