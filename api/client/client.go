@@ -86,10 +86,10 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	return &Client{shared: s, opts: o}, nil
 }
 
-// suspectAttempts is how many attempt timeouts a node that timed out stays
-// suspected: long enough to outlast an election (followers keep naming a
-// frozen leader until they elect another), short enough that a node that was
-// only slow is soon used again.
+// suspectAttempts is for how many attempt timeouts a node that timed out is
+// skipped (and, if it was frozen itself, doubted as leader): long enough to
+// outlast an election (followers keep naming a frozen leader until they elect
+// another), short enough that a node that was only slow is soon used again.
 const suspectAttempts = 5
 
 // parseAddr checks a node's base URL and returns it without a trailing slash.
