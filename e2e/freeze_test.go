@@ -79,7 +79,7 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 		parts = append(parts, fsm.PartitionID(fmt.Sprintf("p-%d", i)))
 	}
 	dir := t.TempDir()
-	workers := map[fsm.WorkerID]*worker{}
+	workers := map[fsm.WorkerID]*workerProc{}
 	records := map[fsm.WorkerID]string{}
 	for _, id := range []fsm.WorkerID{"w1", "w2", "w3"} {
 		records[id] = filepath.Join(dir, string(id)+".rec")
@@ -90,7 +90,7 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 	pub.waitFor(t, 200)
 
 	t.Run("5s with a move", func(t *testing.T) {
-		owners, err := ownersOf(c)
+		owners, err := partitionOwners(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 				break
 			}
 		}
-		f := freeze(t, servers, 5*time.Second)
+		f := freezeLeader(t, servers, 5*time.Second)
 		out, err := cliErr("move", string(p), "--to", string(to), "--addr", addr)
 		if err != nil {
 			t.Fatalf("move %s to %s during the freeze: %v\n%s", p, to, err, out)
@@ -111,16 +111,16 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 		done := f.handoffDone(t, p, to)
 		f.thawed(t)
 		t.Logf("FIGURE freeze=5s: new leader after %s; move %s %s->%s accepted after %s, handoff completed (Activated) after %s",
-			ms(f.newLeader), p, owners[p], to, ms(accepted), ms(done))
+			roundMS(f.newLeader), p, owners[p], to, roundMS(accepted), roundMS(done))
 		f.renewals(t, workers)
 		noFencing(t, workers)
 	})
 	pub.waitFor(t, pub.count()+200)
 
 	t.Run("12s", func(t *testing.T) {
-		f := freeze(t, servers, 12*time.Second)
+		f := freezeLeader(t, servers, 12*time.Second)
 		f.thawed(t)
-		t.Logf("FIGURE freeze=12s: new leader after %s", ms(f.newLeader))
+		t.Logf("FIGURE freeze=12s: new leader after %s", roundMS(f.newLeader))
 		f.renewals(t, workers)
 		settled(t, c, "w1", "w2", "w3")
 		for _, s := range f.healthy {
@@ -193,23 +193,23 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 }
 
 // worker is a `baton worker` process and its health address.
-type worker struct {
+type workerProc struct {
 	*proc
 	health string
 }
 
-func startRecordingWorker(t *testing.T, id fsm.WorkerID, natsURL, addr, record string) *worker {
+func startRecordingWorker(t *testing.T, id fsm.WorkerID, natsURL, addr, record string) *workerProc {
 	t.Helper()
 	p := start(t, string(id), "worker", "--worker-id", string(id), "--nats", natsURL, "--stream", "ORDERS",
 		"--addr", addr, "--record", record, "--checkpoint-interval", "200ms", "--handler", "count",
 		"--report-interval", "0", "--health-addr", "127.0.0.1:0", "--log-format", "json")
-	w := &worker{proc: p, health: "http://" + str(p.waitLog("health listening")["health_addr"])}
+	w := &workerProc{proc: p, health: "http://" + str(p.waitLog("health listening")["health_addr"])}
 	eventually(t, string(id)+" ready", func() error { return probe(w.health + "/readyz") })
 	return w
 }
 
 // fenced reads the worker's baton_consumer_fenced_total.
-func (w *worker) fenced() (float64, error) {
+func (w *workerProc) fenced() (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.health+"/metrics", nil)
@@ -236,7 +236,7 @@ func (w *worker) fenced() (float64, error) {
 }
 
 // logged returns the worker's JSON log lines with message msg.
-func (p *proc) logged(msg string) []map[string]any {
+func (p *proc) linesWith(msg string) []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []map[string]any
@@ -250,7 +250,7 @@ func (p *proc) logged(msg string) []map[string]any {
 
 // noFencing fails the test if any worker fenced itself or lost its session
 // so far.
-func noFencing(t *testing.T, workers map[fsm.WorkerID]*worker) {
+func noFencing(t *testing.T, workers map[fsm.WorkerID]*workerProc) {
 	t.Helper()
 	for id, w := range workers {
 		n, err := w.fenced()
@@ -261,15 +261,15 @@ func noFencing(t *testing.T, workers map[fsm.WorkerID]*worker) {
 			t.Errorf("%s fenced itself %v times", id, n)
 		}
 		for _, msg := range []string{"session not renewed within its TTL; fencing", "session lost; registering again"} {
-			if l := w.logged(msg); len(l) > 0 {
+			if l := w.linesWith(msg); len(l) > 0 {
 				t.Errorf("%s logged %q %d times, first %v", id, msg, len(l), l[0])
 			}
 		}
 	}
 }
 
-// frozen is one freeze of the leader.
-type frozen struct {
+// leaderFreeze is one freeze of the leader.
+type leaderFreeze struct {
 	leader    *server
 	healthy   []*server
 	start     time.Time
@@ -281,9 +281,9 @@ type frozen struct {
 // freeze stops the leader with SIGSTOP and resumes it with SIGCONT after d.
 // It returns once a new leader is elected (or fails the test), having
 // measured how long that took.
-func freeze(t *testing.T, servers []*server, d time.Duration) *frozen {
+func freezeLeader(t *testing.T, servers []*server, d time.Duration) *leaderFreeze {
 	t.Helper()
-	f := &frozen{leader: leaderOf(t, servers)}
+	f := &leaderFreeze{leader: leaderOf(t, servers)}
 	for _, s := range servers {
 		if s != f.leader {
 			f.healthy = append(f.healthy, s)
@@ -311,7 +311,7 @@ func freeze(t *testing.T, servers []*server, d time.Duration) *frozen {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, s := range f.healthy {
-			if st, err := statusOf(s); err == nil && st.LeaderID == s.id {
+			if st, err := nodeStatus(s); err == nil && st.LeaderID == s.id {
 				f.newLeader = time.Since(f.start)
 				return f
 			}
@@ -323,7 +323,7 @@ func freeze(t *testing.T, servers []*server, d time.Duration) *frozen {
 }
 
 // thawed waits for the freeze to end and the cluster to be whole again.
-func (f *frozen) thawed(t *testing.T) {
+func (f *leaderFreeze) thawed(t *testing.T) {
 	t.Helper()
 	select {
 	case <-f.resumed:
@@ -336,7 +336,7 @@ func (f *frozen) thawed(t *testing.T) {
 // handoffDone waits until p has been committed gracefully to worker to and
 // activated there, as a healthy node's audit log shows, and returns how long
 // after the freeze the activation was applied (its leader time).
-func (f *frozen) handoffDone(t *testing.T, p fsm.PartitionID, to fsm.WorkerID) time.Duration {
+func (f *leaderFreeze) handoffDone(t *testing.T, p fsm.PartitionID, to fsm.WorkerID) time.Duration {
 	t.Helper()
 	cl := newClient(t, urls(f.healthy), client.WithConsistency(client.ConsistencyStale))
 	var done time.Duration
@@ -349,7 +349,7 @@ func (f *frozen) handoffDone(t *testing.T, p fsm.PartitionID, to fsm.WorkerID) t
 			if err != nil {
 				break
 			}
-			steps = append(steps, fmt.Sprintf("%s@%s", ev.Type(), ms(time.Unix(0, ev.Time).Sub(f.start))))
+			steps = append(steps, fmt.Sprintf("%s@%s", ev.Type(), roundMS(time.Unix(0, ev.Time).Sub(f.start))))
 		}
 		t.Logf("handoff of %s after the freeze: %s", p, strings.Join(steps, " "))
 	}()
@@ -387,11 +387,11 @@ func (f *frozen) handoffDone(t *testing.T, p fsm.PartitionID, to fsm.WorkerID) t
 // renewed after failed heartbeats" logs. A worker that logged none had no
 // heartbeat fail: each one was answered within its call, by the new leader if
 // the call was made during the election.
-func (f *frozen) renewals(t *testing.T, workers map[fsm.WorkerID]*worker) {
+func (f *leaderFreeze) renewals(t *testing.T, workers map[fsm.WorkerID]*workerProc) {
 	t.Helper()
 	for _, id := range []fsm.WorkerID{"w1", "w2", "w3"} {
 		var first, gap time.Duration
-		for _, l := range workers[id].logged("session renewed after failed heartbeats") {
+		for _, l := range workers[id].linesWith("session renewed after failed heartbeats") {
 			at, err := time.Parse(time.RFC3339Nano, str(l["time"]))
 			if err != nil || at.Before(f.start) {
 				continue
@@ -408,11 +408,11 @@ func (f *frozen) renewals(t *testing.T, workers map[fsm.WorkerID]*worker) {
 			continue
 		}
 		t.Logf("FIGURE %s: session renewed %s after the freeze began, %s after the last confirmed heartbeat before it (it fences past 4s)",
-			id, ms(first), ms(gap))
+			id, roundMS(first), roundMS(gap))
 	}
 }
 
-func statusOf(s *server) (api.ClusterStatus, error) {
+func nodeStatus(s *server) (api.ClusterStatus, error) {
 	c, err := client.New([]string{s.url}, client.WithRetries(0), client.WithAttemptTimeout(500*time.Millisecond))
 	if err != nil {
 		return api.ClusterStatus{}, err
@@ -424,7 +424,7 @@ func statusOf(s *server) (api.ClusterStatus, error) {
 }
 
 // ownersOf returns each partition's owner.
-func ownersOf(c *client.Client) (map[fsm.PartitionID]fsm.WorkerID, error) {
+func partitionOwners(c *client.Client) (map[fsm.PartitionID]fsm.WorkerID, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out := map[fsm.PartitionID]fsm.WorkerID{}
@@ -437,4 +437,4 @@ func ownersOf(c *client.Client) (map[fsm.PartitionID]fsm.WorkerID, error) {
 	return out, nil
 }
 
-func ms(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+func roundMS(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
