@@ -192,7 +192,7 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 	}
 }
 
-// worker is a `baton worker` process and its health address.
+// workerProc is a `baton worker` process and its health address.
 type workerProc struct {
 	*proc
 	health string
