@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -47,7 +49,16 @@ const (
 	HeaderForwarded = "X-Baton-Forwarded"
 	// HeaderNode names the node that answered.
 	HeaderNode = "X-Baton-Node"
+	// HeaderLeader carries, on every response, the API base URL of the
+	// leader as the answering node knows it when it answers (absent when it
+	// knows none): clients send writes and leader reads straight there.
+	HeaderLeader = "X-Baton-Leader"
 )
+
+// FollowKeepAlive is how often an audit follow (PathAuditFollow) sends a
+// keep-alive comment while no event comes. A client that hears nothing for
+// much longer is talking to a node that stopped (frozen, or cut off).
+const FollowKeepAlive = 5 * time.Second
 
 // Request bodies are decoded strictly (docs/api.md, "Request bodies"): a field
 // is required unless its json tag has omitempty, keys must match the tags

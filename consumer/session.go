@@ -22,7 +22,9 @@ type sessionState struct {
 // expire the session and give its partitions to others, so the worker stops
 // dispatching everything before that can happen. A heartbeat the leader refuses
 // (unknown session: expired, or replaced) means the partitions are gone; the
-// worker registers again as a new incarnation.
+// worker registers again as a new incarnation. Heartbeat calls are short
+// (heartbeatTimeout) and a failed one is retried soon, so that a call stuck on
+// a frozen node cannot hold the renewal back.
 func (a *Applier) sessionLoop(ctx context.Context) {
 	b := newBackoff(100*time.Millisecond, a.opts.controlBackoffMax)
 	var st sessionState
@@ -55,6 +57,10 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		return
 	}
 	lastOK := time.Now() // when the last confirmed heartbeat was sent
+	// retry spaces heartbeats after a failed one: soon, not an interval later
+	// (a failed call has already taken up to heartbeatTimeout).
+	retry := newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
+	failed := 0 // heartbeats failed since the last confirmed one
 	t := time.NewTimer(st.interval)
 	defer t.Stop()
 	for {
@@ -64,12 +70,18 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		sent := time.Now()
-		hctx, cancel := context.WithTimeout(ctx, st.interval)
+		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(st.ttl, st.interval))
 		_, err := a.coord.Heartbeat(hctx, a.worker, st.inc)
 		cancel()
+		next := st.interval
 		switch {
 		case err == nil:
-			lastOK = sent
+			if failed > 0 {
+				// What a frozen or lost leader cost this session.
+				a.log.Info("session renewed after failed heartbeats", "failed", failed, "gap", sent.Sub(lastOK))
+			}
+			lastOK, failed = sent, 0
+			retry.reset()
 			if st.fenced {
 				a.log.Info("session renewed; unfencing")
 				st.fenced = false
@@ -87,8 +99,10 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 			if !register() {
 				return
 			}
-			lastOK = time.Now()
+			lastOK, failed = time.Now(), 0
+			retry = newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
 		default:
+			failed++
 			a.log.Debug("heartbeat", "err", err)
 			// Fence with a margin of a fifth of the TTL: the leader counts
 			// from the heartbeat it last received, which was sent no earlier
@@ -97,9 +111,29 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 				a.log.Warn("session not renewed within its TTL; fencing", "since", time.Since(lastOK))
 				a.fence(&st)
 			}
+			// Try again soon rather than an interval later. A call cut
+			// short by its bound was stuck on a node that stopped; the client
+			// avoids that node now and the next call goes elsewhere, at once.
+			// One that failed fast (no leader yet) waits a short back-off.
+			next = retry.next(transient)
+			if errors.Is(err, context.DeadlineExceeded) {
+				next = 0
+			}
 		}
-		t.Reset(st.interval)
+		t.Reset(next)
 	}
+}
+
+// heartbeatTimeout bounds one heartbeat call: a twentieth of the TTL (a
+// quarter of the fencing margin, a fifth of the TTL), at least 100 ms, at most
+// half the interval. A heartbeat is answered from the leader's memory at once;
+// a call that takes longer is stuck on a node that stopped (frozen, or
+// forwarding to a frozen leader) and gives way, and the next call goes
+// elsewhere. The bound is also how late after an election the first call to
+// reach the new leader may start: the calls sent before it are stuck on the
+// frozen leader or on followers forwarding to it.
+func heartbeatTimeout(ttl, interval time.Duration) time.Duration {
+	return min(max(ttl/20, 100*time.Millisecond), interval/2)
 }
 
 // leaving reports whether Close has begun.

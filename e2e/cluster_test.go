@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,14 +40,14 @@ func serverArgs(id, dir, raftAddr, httpAddr string) []string {
 // startServers starts n servers on free loopback ports: the first bootstraps,
 // the others join through it. Each server reports the ports it bound in its
 // "listening" log line, so nothing races for a port. It waits until all are
-// members and ready.
-func startServers(t *testing.T, n int) []*server {
+// members and ready. flags ("--flag", "value" pairs) replace serverArgs's.
+func startServers(t *testing.T, n int, flags ...string) []*server {
 	t.Helper()
 	base := t.TempDir()
 	var out []*server
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
-		args := serverArgs(id, filepath.Join(base, id), "127.0.0.1:0", "127.0.0.1:0")
+		args := withFlags(serverArgs(id, filepath.Join(base, id), "127.0.0.1:0", "127.0.0.1:0"), flags...)
 		if i == 1 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -56,13 +57,27 @@ func startServers(t *testing.T, n int) []*server {
 		line := p.waitLog("listening")
 		s := &server{proc: p, id: id, raftAddr: str(line["raft_addr"]), url: str(line["api_url"])}
 		// A restart must come back on the same addresses.
-		p.args = serverArgs(id, filepath.Join(base, id), s.raftAddr, strings.TrimPrefix(s.url, "http://"))
+		p.args = withFlags(serverArgs(id, filepath.Join(base, id), s.raftAddr, strings.TrimPrefix(s.url, "http://")), flags...)
 		if i > 1 {
 			p.args = append(p.args, "--join", out[0].url)
 		}
 		out = append(out, s)
 	}
 	waitReady(t, out, n)
+	return out
+}
+
+// withFlags returns args with each "--flag", "value" pair of flags replacing
+// the flag's value in args, or appended if args lacks it.
+func withFlags(args []string, flags ...string) []string {
+	out := append([]string(nil), args...)
+	for i := 0; i+1 < len(flags); i += 2 {
+		if j := slices.Index(out, flags[i]); j >= 0 && j+1 < len(out) {
+			out[j+1] = flags[i+1]
+		} else {
+			out = append(out, flags[i], flags[i+1])
+		}
+	}
 	return out
 }
 

@@ -135,6 +135,12 @@ func (c *Client) AuditAll(ctx context.Context, q AuditQuery) iter.Seq2[api.Event
 // is gone, and resumes after the last event delivered (Last-Event-ID): no
 // event is skipped or repeated.
 //
+// A node that stops answering without closing the connection (frozen by a
+// SIGSTOP or a VM pause) is noticed by its silence: it sends a keep-alive
+// every api.FollowKeepAlive while no event comes, and a connection that
+// brings nothing for 2×api.FollowKeepAlive plus the attempt timeout (or no
+// answer within the attempt timeout) is given up and resumed elsewhere.
+//
 // It ends when ctx ends (yielding ctx's error), when the consumer stops, on a
 // 4xx answer (ErrBadRequest for q.Desc or a bad query), or after the retry
 // bound of consecutive connections that delivered nothing. Only ctx bounds
@@ -160,8 +166,7 @@ type follow struct {
 }
 
 func (f *follow) run(ctx context.Context) {
-	n := uint32(len(f.c.addrs))
-	i := f.c.cur.Load() % n
+	i := f.c.rt.pick(false, noLeader)
 	failures := 0
 	for {
 		delivered, err := f.connect(ctx, i)
@@ -181,11 +186,11 @@ func (f *follow) run(ctx context.Context) {
 			f.yield(api.Event{}, fmt.Errorf("client: follow audit: %d connections in a row delivered nothing, last: %w", failures, err))
 			return
 		}
-		// The node ended the stream or could not be reached: it may be gone,
-		// so the next attempt goes to the next address.
-		next := (i + 1) % n
+		// The node ended the stream, could not be reached or went silent: it
+		// may be gone, so the next attempt goes to the next address.
+		next := f.c.rt.pick(false, i)
 		wait := f.c.backoff(max(failures-1, 0))
-		f.c.opts.logger.Debug("baton client reconnecting audit follow", "node", f.c.addrs[i], "next", f.c.addrs[next],
+		f.c.opts.logger.Debug("baton client reconnecting audit follow", "node", f.c.rt.addrs[i], "next", f.c.rt.addrs[next],
 			"after", f.last, "wait", wait, "err", err)
 		i = next
 		if err := sleep(ctx, wait); err != nil {
@@ -198,13 +203,30 @@ func (f *follow) run(ctx context.Context) {
 // connect follows on node i until the stream ends. It reports whether it
 // delivered any event, and why the stream ended; f.done is set when the
 // iteration must end.
-func (f *follow) connect(ctx context.Context, i uint32) (delivered bool, err error) {
-	addr := f.c.addrs[i]
+func (f *follow) connect(ctx context.Context, i int) (delivered bool, err error) {
+	addr := f.c.rt.addrs[i]
 	target := addr + api.PathAuditFollow
 	if len(f.query) > 0 {
 		target += "?" + f.query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	// Until the node answers, the attempt timeout bounds the connection;
+	// then a silence longer than two keep-alives (and the attempt timeout,
+	// for the way) means the node stopped.
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	silent := time.AfterFunc(f.c.opts.attempt, func() { cancel(errAttemptTimeout) })
+	defer silent.Stop()
+	idle := 2*f.c.opts.keepAlive + f.c.opts.attempt
+	// silenced reports whether the connection ended because the node went
+	// silent, and records that with the router.
+	silenced := func() bool {
+		if ctx.Err() != nil || !errors.Is(context.Cause(cctx), errAttemptTimeout) {
+			return false
+		}
+		f.c.rt.timedOut(i, false)
+		return true
+	}
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, target, nil)
 	if err != nil {
 		f.fail(fmt.Errorf("%w: %w", ErrBadResponse, err))
 		return false, err
@@ -216,18 +238,26 @@ func (f *follow) connect(ctx context.Context, i uint32) (delivered bool, err err
 	}
 	resp, err := f.c.hc.Do(req)
 	if err != nil {
+		if silenced() {
+			return false, fmt.Errorf("%w: %s did not answer within %s", ErrUnreachable, addr, f.c.opts.attempt)
+		}
+		if ctx.Err() == nil {
+			f.c.rt.unreachable(i)
+		}
 		return false, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
+	silent.Reset(idle)
 	if resp.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		ae := decodeError(resp.StatusCode, data)
+		f.c.rt.answered(i, resp.Header, !retryable(ae))
 		if !retryable(ae) {
 			f.fail(ae)
 		}
 		return false, ae
 	}
-	f.c.cur.Store(i)
+	f.c.rt.answered(i, resp.Header, true)
 	sc := bufio.NewScanner(resp.Body)
 	// One event per SSE message; a declaration of many partitions is the
 	// largest, and well below this.
@@ -235,6 +265,7 @@ func (f *follow) connect(ctx context.Context, i uint32) (delivered bool, err err
 	var id, typ string
 	var data bytes.Buffer
 	for sc.Scan() {
+		silent.Reset(idle)
 		line := sc.Text()
 		if line != "" {
 			field, value, _ := strings.Cut(line, ":")
@@ -271,10 +302,13 @@ func (f *follow) connect(ctx context.Context, i uint32) (delivered bool, err err
 			return delivered, err
 		}
 		data.Reset()
+		// The consumer's time is not the node's silence.
+		silent.Stop()
 		if !f.yield(ev, nil) {
 			f.done = true
 			return true, nil
 		}
+		silent.Reset(idle)
 		delivered = true
 		if msgID == "" {
 			msgID = EventCursor(ev)
@@ -288,6 +322,9 @@ func (f *follow) connect(ctx context.Context, i uint32) (delivered bool, err err
 	}
 	if err == nil {
 		err = io.EOF
+	}
+	if silenced() {
+		return delivered, fmt.Errorf("%w: %s sent nothing for %s", ErrUnreachable, addr, idle)
 	}
 	return delivered, fmt.Errorf("%w: audit follow on %s ended: %w", ErrUnreachable, addr, err)
 }

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/batonhq/baton/api"
@@ -27,7 +27,8 @@ import (
 const maxResponseBytes = 64 << 20
 
 // Client is a Baton API client. It is safe for concurrent use; share one per
-// process (or per worker) so that connections are reused.
+// process (or per worker) so that connections are reused and what one call
+// learns about the nodes (the leader, a frozen node) serves the others.
 type Client struct {
 	*shared
 	opts options
@@ -35,29 +36,28 @@ type Client struct {
 
 // shared is what Client and the views returned by At have in common.
 type shared struct {
-	addrs []string // base URLs, without a trailing slash
-	hc    *http.Client
-	own   *http.Transport // the transport New made, nil with WithHTTPClient
-	// cur is the index in addrs of the last node that answered: every call
-	// starts there, so a client sticks to a node that works.
-	cur atomic.Uint32
+	rt  *router
+	hc  *http.Client
+	own *http.Transport // the transport New made, nil with WithHTTPClient
 }
 
 // New returns a client for the cluster whose nodes' API base URLs
 // (http://host:port or https://...) are addrs. Any node will do: followers
-// forward writes to the leader. It fails with ErrNoAddresses,
+// forward writes to the leader, and every answer names the leader, to which
+// the client then sends writes and leader reads directly (when it is one of
+// addrs, spelled as the node advertises it). It fails with ErrNoAddresses,
 // ErrInvalidAddress or an error wrapping ErrInvalidOption; it does not dial.
 func New(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 {
 		return nil, ErrNoAddresses
 	}
-	s := &shared{}
+	var bases []string
 	for _, a := range addrs {
 		base, err := parseAddr(a)
 		if err != nil {
 			return nil, err
 		}
-		s.addrs = append(s.addrs, base)
+		bases = append(bases, base)
 	}
 	o := newOptions()
 	for i, opt := range opts {
@@ -69,7 +69,7 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 		}
 	}
 	o.setDefaults()
-	s.hc = o.httpClient
+	s := &shared{rt: newRouter(bases, suspectAttempts*o.attempt), hc: o.httpClient}
 	if s.hc == nil {
 		// Not http.DefaultTransport: it reads proxy settings from the
 		// environment, and the client's idle connections must be closable.
@@ -85,6 +85,12 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 	}
 	return &Client{shared: s, opts: o}, nil
 }
+
+// suspectAttempts is for how many attempt timeouts a node that timed out is
+// skipped (and, if it was frozen itself, doubted as leader): long enough to
+// outlast an election (followers keep naming a frozen leader until they elect
+// another), short enough that a node that was only slow is soon used again.
+const suspectAttempts = 5
 
 // parseAddr checks a node's base URL and returns it without a trailing slash.
 func parseAddr(a string) (string, error) {
@@ -124,14 +130,27 @@ type request struct {
 	body   any  // JSON-encoded once; nil: no body
 	write  bool // carries a request id, the same on every retry
 	read   bool // sends the client's consistency
-	// extra lengthens the default time-out (a blocking query's wait).
-	extra time.Duration
+	// leader marks a call only the leader serves (a heartbeat, a dry run);
+	// writes, and reads at any consistency but stale, are too.
+	leader bool
+	// wait makes the call a blocking query that waits up to this long
+	// (?wait=, shortened to the call's deadline on each attempt).
+	wait time.Duration
 }
 
-// do runs r: it tries the remembered node first and, on a retryable failure,
-// the next address after a back-off, up to the retry bound or ctx's end. A 2xx
-// body is decoded into out (if not nil). It returns the answering response's
-// headers.
+// toLeader reports whether r is served by the leader (a follower would
+// forward it), so that its attempts go straight to the leader when known.
+func (c *Client) toLeader(r request) bool {
+	return r.write || r.leader || (r.read && c.opts.consistency != ConsistencyStale)
+}
+
+// do runs r: each attempt goes to the address the router picks (the leader
+// for leader-bound calls, else the node that last answered) and is bounded by
+// the attempt timeout; on a retryable failure the next attempt goes to the
+// next address (or the leader, once named), after a back-off unless the
+// attempt timed out or was redirected, up to the retry bound or ctx's end. A
+// 2xx body is decoded into out (if not nil). It returns the answering
+// response's headers.
 func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error) {
 	var body []byte
 	if r.body != nil {
@@ -152,25 +171,20 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout+r.extra)
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout+r.wait+r.wait/16)
 		defer cancel()
 	}
-	n := uint32(len(c.addrs))
-	start := c.cur.Load()
+	toLeader := c.toLeader(r)
+	prev := noLeader
 	var last error
 	for attempt := 0; ; attempt++ {
-		i := (start + uint32(attempt)) % n
-		h, err := c.attempt(ctx, c.addrs[i], r, body, reqID, out)
-		if err == nil {
-			c.cur.Store(i)
+		i := c.rt.pick(toLeader, prev)
+		prev = i
+		h, o, err := c.try(ctx, i, r, body, reqID, toLeader, out)
+		switch o {
+		case outDone:
 			return h, nil
-		}
-		var ae *api.Error
-		if errors.As(err, &ae) && !retryable(ae) {
-			c.cur.Store(i) // it answered: a 4xx is the same on every node
-			return nil, fmt.Errorf("client: %s: %w", r.op, err)
-		}
-		if errors.Is(err, ErrBadResponse) {
+		case outFinal:
 			return nil, fmt.Errorf("client: %s: %w", r.op, err)
 		}
 		if ctx.Err() != nil {
@@ -186,26 +200,159 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 		if attempt >= c.opts.retries {
 			return nil, fmt.Errorf("client: %s: %d attempts failed, last: %w", r.op, attempt+1, err)
 		}
-		wait := c.backoff(attempt)
-		if n == 1 {
-			// A lone node asks us to come back later; with several, the next
-			// one may well answer now.
-			wait = max(wait, min(retryAfter(h), c.opts.backoffMax))
+		// An attempt that timed out has waited already, and a redirected
+		// one knows where to go: the next goes at once.
+		var wait time.Duration
+		if o == outRetry || o == outUnreachable {
+			wait = c.backoff(attempt)
+			if len(c.rt.addrs) == 1 {
+				// A lone node asks us to come back later; with several,
+				// the next one may well answer now.
+				wait = max(wait, min(retryAfter(h), c.opts.backoffMax))
+			}
 		}
-		c.opts.logger.Debug("baton client retrying", "op", r.op, "attempt", attempt+1, "node", c.addrs[i],
-			"next", c.addrs[(i+1)%n], "wait", wait, "err", err)
+		c.opts.logger.Debug("baton client retrying", "op", r.op, "attempt", attempt+1, "node", c.rt.addrs[i],
+			"outcome", o, "wait", wait, "err", err)
 		if err := sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("client: %s: %w (last attempt: %w)", r.op, err, last)
 		}
 	}
 }
 
-// attempt sends r once to addr. Errors are *api.Error (the server answered
-// non-2xx), ErrUnreachable (transport) or ErrBadResponse.
-func (c *Client) attempt(ctx context.Context, addr string, r request, body []byte, reqID string, out any) (http.Header, error) {
+// try makes one attempt of r on address i, bounded by the attempt timeout
+// (plus a blocking query's wait) and cancelled if a new leader is learned
+// meanwhile while it seeks the leader elsewhere. It records what the attempt
+// says about the node with the router and returns its outcome.
+func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID string, toLeader bool, out any) (http.Header, outcome, error) {
+	budget := c.opts.attempt
+	q := r.query
+	if r.wait > 0 {
+		dl, _ := ctx.Deadline() // do gave it one
+		w := blockingWait(r.wait, time.Until(dl))
+		q = maps.Clone(q)
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("wait", w.String())
+		budget += w + w/16 // the server adds up to 1/16 of jitter
+	}
+	fctx, redirect := context.WithCancelCause(ctx)
+	defer redirect(nil)
+	actx, cancel := context.WithTimeoutCause(fctx, budget, errAttemptTimeout)
+	defer cancel()
+	f := c.rt.start(i, toLeader, redirect)
+	addr := c.rt.addrs[i]
+	h, err := c.attempt(actx, addr, r, q, body, reqID, out)
+	c.rt.end(f)
+	o := classifyAttempt(err, context.Cause(actx), ctx.Err())
+	var ae *api.Error
+	switch {
+	case o == outDone, errors.As(err, &ae):
+		c.rt.answered(i, h, o != outRetry)
+	case o == outTimedOut:
+		c.rt.timedOut(i, toLeader)
+		err = fmt.Errorf("%w: %s did not answer within %s", ErrUnreachable, addr, budget)
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %s did not answer before the call's deadline", ErrUnreachable, addr)
+		}
+	case o == outRedirected:
+		err = fmt.Errorf("%w: %s: a new leader was named", ErrUnreachable, addr)
+	case o == outUnreachable:
+		c.rt.unreachable(i)
+	}
+	return h, o, err
+}
+
+// outcome is what became of one attempt, for the retry loop.
+type outcome uint8
+
+const (
+	// outDone: a 2xx answer; the call succeeded.
+	outDone outcome = 1 + iota
+	// outFinal: an answer every node would give (a 4xx), or one that is not
+	// a Baton answer: the call fails with it.
+	outFinal
+	// outRetry: a 503/504 answer that may differ elsewhere or later (no
+	// leader, not ready, unknown outcome): retried after a back-off.
+	outRetry
+	// outUnreachable: a transport failure (refused, reset): retried on the
+	// next address after a back-off.
+	outUnreachable
+	// outTimedOut: no answer within the attempt's bound, or before the
+	// call's deadline: the node may be frozen; retried elsewhere at once.
+	outTimedOut
+	// outRedirected: cancelled because a new leader was named: retried
+	// there at once.
+	outRedirected
+	// outEnded: the caller cancelled the call.
+	outEnded
+)
+
+func (o outcome) String() string {
+	switch o {
+	case outDone:
+		return "done"
+	case outFinal:
+		return "final"
+	case outRetry:
+		return "retry"
+	case outUnreachable:
+		return "unreachable"
+	case outTimedOut:
+		return "timed out"
+	case outRedirected:
+		return "redirected"
+	case outEnded:
+		return "ended"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// classifyAttempt sorts an attempt's result: err is what the attempt
+// returned, cause the cause its context ended with (nil if it did not end),
+// callErr the call context's error. An answer counts even if a context ended
+// just after it; a context that ended before one came is a time-out when a
+// deadline passed (the attempt's own, or the call's: either way the node did
+// not answer in the time it had), a redirection, or the caller's cancellation.
+func classifyAttempt(err, cause, callErr error) outcome {
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return outDone
+	case errors.As(err, &ae):
+		if retryable(ae) {
+			return outRetry
+		}
+		return outFinal
+	case errors.Is(err, ErrBadResponse):
+		return outFinal
+	case cause == nil:
+		return outUnreachable
+	case errors.Is(cause, errAttemptTimeout), errors.Is(cause, context.DeadlineExceeded):
+		return outTimedOut
+	case errors.Is(cause, errRedirected) && callErr == nil:
+		return outRedirected
+	}
+	return outEnded
+}
+
+// blockingWait is the wait a blocking query asks for on an attempt made with
+// left until the call's deadline: wait, shortened to three quarters of left
+// so that the answer (the wait plus up to 1/16 of jitter) comes back before
+// the deadline, or every watch would end in a client time-out.
+func blockingWait(wait, left time.Duration) time.Duration {
+	if w := left - left/4; wait > w {
+		return max(w, time.Millisecond)
+	}
+	return wait
+}
+
+// attempt sends r once to addr with query q. Errors are *api.Error (the
+// server answered non-2xx), ErrUnreachable (transport) or ErrBadResponse.
+func (c *Client) attempt(ctx context.Context, addr string, r request, q url.Values, body []byte, reqID string, out any) (http.Header, error) {
 	target := addr + r.path
-	if len(r.query) > 0 {
-		target += "?" + r.query.Encode()
+	if len(q) > 0 {
+		target += "?" + q.Encode()
 	}
 	var rd io.Reader
 	if body != nil {

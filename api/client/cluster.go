@@ -68,7 +68,7 @@ func (c *Client) probe(ctx context.Context, what, addr, path string) (string, er
 	// Same transport, token and time-out; one address and no retries.
 	v := *c
 	v.opts.retries = 0
-	v.shared = &shared{addrs: []string{base}, hc: c.hc}
+	v.shared = &shared{rt: newRouter([]string{base}, c.rt.suspectFor), hc: c.hc}
 	var out struct {
 		Node string `json:"node"`
 	}

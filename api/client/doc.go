@@ -3,14 +3,30 @@
 // audit log (paged and followed over Server-Sent Events), and cluster
 // membership. The consumer applier talks to the cluster only through it.
 //
-// A Client knows several nodes. It sends each call to the last node that
-// answered; on a connection failure, a time-out or a 503/504 answer (no leader,
-// not ready, unknown outcome, shutting down) it retries on the next address
-// after a jittered exponential back-off, within WithRetries and the call's
-// context. 4xx answers are never retried. Every write carries a request id
-// (X-Request-Id), generated once per call and sent on every retry, so that a
-// write retried after a lost answer or a leader change is applied once: the
-// state machine returns the first outcome (WriteResponse.Duplicate).
+// A Client knows several nodes. Every answer names the leader (the
+// X-Baton-Leader header); writes, heartbeats and reads at the default or
+// linearizable consistency go straight to it once known (when it is one of the
+// client's addresses), so no follower has to forward them. Other calls go to
+// the last node that answered. On a connection failure or a 503/504 answer (no
+// leader, not ready, unknown outcome, shutting down) a call is retried on the
+// next address (or the leader, if the answer named one) after a jittered
+// exponential back-off, within WithRetries and the call's context. 4xx answers
+// are never retried. Every write carries a request id (X-Request-Id), generated
+// once per call and sent on every retry, so that a write retried after a lost
+// answer or a leader change is applied once: the state machine returns the
+// first outcome (WriteResponse.Duplicate).
+//
+// A frozen node (SIGSTOP, a paused VM, a long GC pause) accepts connections and
+// never answers. Each attempt is therefore bounded by WithAttemptTimeout (500 ms by
+// default; a blocking query's attempt gets its wait on top): an attempt that
+// times out is retried on the next address at once, and for a while calls stop
+// starting at that node, it is forgotten as the leader, and (if it was asked
+// as the leader) followers still naming it as leader are not believed. When an
+// answer names a new leader, leader-bound attempts in flight elsewhere (a
+// blocking query parked on the frozen ex-leader, a write stuck in a follower's
+// forward to it) are cancelled and sent to the new leader. An audit follow notices a frozen
+// node by its silence (no keep-alive). What one call learns serves every call
+// of the client, so share one client per process.
 //
 // Every call takes a context first; one without a deadline is bounded by
 // WithTimeout (10 s by default, plus the wait of a blocking query). Errors name
@@ -19,7 +35,7 @@
 //
 //	errors.Is(err, fsm.ErrStaleEpoch)     // a state machine rejection
 //	errors.Is(err, client.ErrNotFound)    // an API code (sentinels in errors.go)
-//	errors.Is(err, client.ErrUnreachable) // no node could be reached
+//	errors.Is(err, client.ErrUnreachable) // no node could be reached or answered in time
 //	errors.Is(err, context.DeadlineExceeded)
 //
 // Batch writes (Drained, Activated, Checkpoints, Released, Declare,
@@ -56,8 +72,8 @@
 //		fmt.Println(ev.Type(), ev.Index)
 //	}
 //
-// Reads go to the leader by default (followers forward them); WithConsistency
-// changes that for the client and Client.At for some calls:
+// Reads go to the leader by default; WithConsistency changes that for the
+// client and Client.At for some calls:
 //
 //	ws, err := c.At(client.ConsistencyStale).Workers(ctx) // any node's own state
 package client

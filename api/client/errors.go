@@ -22,7 +22,9 @@ var (
 	// argument cannot be valid (an empty worker or partition id, say).
 	ErrInvalidArgument = errors.New("client: invalid argument")
 	// ErrUnreachable wraps a transport failure (connection refused or reset, a
-	// dial time-out) of the last attempt when every attempt failed that way.
+	// dial time-out) or an attempt that got no answer within the attempt
+	// timeout (a frozen node), for the last attempt when every attempt failed
+	// that way.
 	ErrUnreachable = errors.New("client: server unreachable")
 	// ErrBadResponse is returned when a server answers with a body the client
 	// cannot decode: a proxy in the way, or an incompatible server.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/api/client"
@@ -59,6 +60,9 @@ type recorder struct {
 
 type sent struct {
 	method, url, requestID, lastEventID string
+	// budget is the time the request's context had left when it was sent
+	// (0: no deadline).
+	budget time.Duration
 }
 
 func newRecorder(tb testing.TB) *recorder {
@@ -68,9 +72,13 @@ func newRecorder(tb testing.TB) *recorder {
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var budget time.Duration
+	if dl, ok := req.Context().Deadline(); ok {
+		budget = time.Until(dl)
+	}
 	r.mu.Lock()
 	r.reqs = append(r.reqs, sent{method: req.Method, url: req.URL.String(),
-		requestID: req.Header.Get(api.HeaderRequestID), lastEventID: req.Header.Get("Last-Event-ID")})
+		requestID: req.Header.Get(api.HeaderRequestID), lastEventID: req.Header.Get("Last-Event-ID"), budget: budget})
 	before, after := r.before, r.after
 	r.mu.Unlock()
 	if before != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/batonhq/baton/api"
 )
 
 // Option configures a Client. Options are created by the With functions; each
@@ -54,6 +56,15 @@ func (c Consistency) valid() bool { return c >= ConsistencyDefault && c <= Consi
 const (
 	// DefaultTimeout bounds a call whose context has no deadline.
 	DefaultTimeout = 10 * time.Second
+	// DefaultAttemptTimeout bounds one attempt of a call (one request to one
+	// node). A healthy node answers far sooner, a raft commit included; a
+	// frozen one never does, and this is how long it holds the call up. It is
+	// also how late after an election the first attempt to reach the new
+	// leader may start (the attempts sent before it are stuck on the frozen
+	// leader, or on followers forwarding to it). A write whose commit takes
+	// longer (a disk stalled for seconds) is sent again with its request id:
+	// proposed once more, and applied once.
+	DefaultAttemptTimeout = 500 * time.Millisecond
 	// DefaultRetries is how many times a call is retried after the first
 	// attempt (on another node, after a back-off).
 	DefaultRetries = 10
@@ -69,6 +80,8 @@ type options struct {
 	token       string
 	httpClient  *http.Client
 	timeout     time.Duration
+	attempt     time.Duration
+	keepAlive   time.Duration // the servers' audit follow keep-alive; tests shorten it
 	retries     int
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -88,6 +101,12 @@ func newOptions() options {
 func (o *options) setDefaults() {
 	if o.timeout == 0 {
 		o.timeout = DefaultTimeout
+	}
+	if o.attempt == 0 {
+		o.attempt = DefaultAttemptTimeout
+	}
+	if o.keepAlive == 0 {
+		o.keepAlive = api.FollowKeepAlive
 	}
 	if o.retries == unset {
 		o.retries = DefaultRetries
@@ -145,10 +164,35 @@ func WithTimeout(d time.Duration) Option {
 	})
 }
 
+// WithAttemptTimeout bounds each attempt of a call: one request to one node,
+// until its answer has been read (default DefaultAttemptTimeout). A node that
+// does not answer within it (frozen by a SIGSTOP, a VM pause or a long GC
+// pause; or forwarding to a leader that is) is given up for this call, which
+// goes on at the next address at once. For five attempt timeouts calls then
+// stop starting at that node, and it is forgotten as the leader; unless the
+// attempt may only have been waiting on a follower's forward to a frozen
+// leader, other nodes naming it as leader are not believed meanwhile
+// (followers keep naming a frozen leader until they elect another). A
+// blocking query's attempt gets its wait on top; an audit follow's
+// connection is bounded by d until the node answers, then given up when it
+// stays silent (no event, no keep-alive) for 2×api.FollowKeepAlive+d. The
+// call's context and WithTimeout still bound the whole call: a call whose
+// deadline is nearer than d makes one attempt, and the next call starts
+// elsewhere if that one got no answer.
+func WithAttemptTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if d <= 0 {
+			return invalid("WithAttemptTimeout: %s must be > 0", d)
+		}
+		o.attempt = d
+		return nil
+	})
+}
+
 // WithRetries sets how many times a call is retried after its first attempt
 // (default DefaultRetries; 0 disables retries; at most 1000). Only connection
-// failures, time-outs and 503/504 answers are retried, on the next address;
-// 4xx answers never are.
+// failures, attempt time-outs and 503/504 answers are retried, on the next
+// address (or the leader, once a node has named it); 4xx answers never are.
 func WithRetries(n int) Option {
 	return optionFunc(func(o *options) error {
 		if n < 0 || n > maxRetries {

@@ -152,6 +152,6 @@ func (c *Client) SetRebalance(ctx context.Context, paused bool) (api.WriteRespon
 // as the planner's JSON. ErrNotFound when the leader runs no planner.
 func (c *Client) Plan(ctx context.Context) (json.RawMessage, error) {
 	var out json.RawMessage
-	_, err := c.do(ctx, request{op: "plan", method: http.MethodGet, path: api.PathPlan}, &out)
+	_, err := c.do(ctx, request{op: "plan", method: http.MethodGet, path: api.PathPlan, leader: true}, &out)
 	return out, err
 }

@@ -37,7 +37,7 @@ func (c *Client) Heartbeat(ctx context.Context, worker fsm.WorkerID, inc fsm.Inc
 	}
 	var out api.HeartbeatResponse
 	_, err := c.do(ctx, request{op: op, method: http.MethodPost, path: pathFor(api.PathHeartbeat, string(worker)),
-		body: api.HeartbeatRequest{Incarnation: inc}}, &out)
+		body: api.HeartbeatRequest{Incarnation: inc}, leader: true}, &out)
 	return time.Duration(out.SessionTTLMS) * time.Millisecond, err
 }
 
@@ -101,8 +101,11 @@ func (c *Client) Assignment(ctx context.Context, worker fsm.WorkerID) (fsm.Assig
 // as a command after index changes it, or when wait ends (then with the same
 // index: call again). It returns at once if the assignment changed after index
 // already. Other workers' changes do not wake it. wait <= 0 means the server's
-// default (30 s); the server caps it (5 min by default). If ctx has a deadline
-// the wait is shortened to end before it.
+// default (30 s); the server caps it (5 min by default). Each attempt's wait
+// is shortened to end before ctx's deadline. A watch parked on a node that
+// freezes is moved to the new leader as soon as any call of the client learns
+// it (a heartbeat, say), or else given up after its wait plus the attempt
+// timeout.
 //
 // Pass the returned index to the next call. A worker that is not registered
 // waits for its registration, then fsm.ErrUnknownWorker if wait ends first.
@@ -111,25 +114,19 @@ func (c *Client) WatchAssignment(ctx context.Context, worker fsm.WorkerID, index
 	if err := need(op, "worker", string(worker)); err != nil {
 		return fsm.Assignment{}, 0, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		// The server may add up to wait/16 of jitter; leave room for it and
-		// the answer, or every watch would end in a client time-out.
-		left := time.Until(dl)
-		if w := left - left/4; wait <= 0 || wait > w {
-			wait = max(w, time.Millisecond)
-		}
+	if wait <= 0 {
+		wait = defaultWait
 	}
 	q := url.Values{"index": {strconv.FormatUint(uint64(index), 10)}}
-	extra := 30 * time.Second
-	if wait > 0 {
-		q.Set("wait", wait.String())
-		extra = wait
-	}
 	var out fsm.Assignment
 	h, err := c.do(ctx, request{op: op, method: http.MethodGet, path: pathFor(api.PathAssignment, string(worker)),
-		query: q, read: true, extra: extra + extra/16}, &out)
+		query: q, read: true, wait: wait}, &out)
 	return out, indexOf(h), err
 }
+
+// defaultWait is the server's default wait of a blocking query, asked for
+// explicitly when the caller gives none, so that the attempt's bound is known.
+const defaultWait = 30 * time.Second
 
 // Workers lists every known worker.
 func (c *Client) Workers(ctx context.Context) (api.WorkerList, error) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/audit"
@@ -178,8 +177,9 @@ func (s *Server) auditFollow(w http.ResponseWriter, r *http.Request, caller prin
 			q.After = p.Next
 		} else {
 			// Nothing more now: wait for the log to grow past what we have
-			// seen, with a keep-alive comment every 15 s.
-			wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+			// seen, with a keep-alive comment every api.FollowKeepAlive:
+			// clients take a longer silence for a frozen node.
+			wctx, wcancel := context.WithTimeout(ctx, api.FollowKeepAlive)
 			_, err = s.node.WaitAudit(wctx, seen)
 			wcancel()
 			if ctx.Err() != nil {

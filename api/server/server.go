@@ -79,8 +79,10 @@ func (s *Server) Close() {
 	}
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every response names the node that
+// answered and the leader it knows (hintWriter).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = &hintWriter{ResponseWriter: w, s: s}
 	w.Header().Set(api.HeaderNode, s.node.ID())
 	done := s.guardBody(w, r)
 	s.mux.ServeHTTP(w, r)
