@@ -238,11 +238,19 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 	}
 	fctx, redirect := context.WithCancelCause(ctx)
 	defer redirect(nil)
-	actx, cancel := context.WithTimeoutCause(fctx, budget, errAttemptTimeout)
-	defer cancel()
+	actx, cancel := context.WithCancelCause(fctx)
+	defer cancel(nil)
 	f := c.rt.start(i, toLeader, redirect)
 	addr := c.rt.addrs[i]
+	answered := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		c.watchAttempt(actx, cancel, i, budget, answered)
+	}()
 	h, err := c.attempt(actx, addr, r, q, body, reqID, out)
+	close(answered)
+	<-watched
 	c.rt.end(f)
 	o := classifyAttempt(err, context.Cause(actx), ctx.Err())
 	var ae *api.Error
@@ -261,6 +269,57 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 		c.rt.unreachable(i)
 	}
 	return h, o, err
+}
+
+// watchAttempt ends an attempt to address i that got no answer within budget
+// if the node is not alive: a frozen node (a stopped process, a paused VM)
+// still accepts connections but answers nothing, so the attempt would hang
+// for the call's whole deadline. A node that is merely slow (a large write
+// under fsync load, a long answer) answers its /healthz at once; the attempt
+// then keeps waiting, and is probed again after each further attempt
+// timeout. The probe's answer also names the leader that node knows, which
+// redirects a leader-bound attempt stuck on a follower forwarding to a
+// frozen leader once the others have elected a new one. It returns when the
+// attempt is answered or ends.
+func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFunc, i int, budget time.Duration, answered <-chan struct{}) {
+	t := time.NewTimer(budget)
+	defer t.Stop()
+	for {
+		select {
+		case <-answered:
+			return
+		case <-actx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.alive(actx, i) {
+			cancel(errAttemptTimeout)
+			return
+		}
+		t.Reset(c.opts.attempt)
+	}
+}
+
+// alive asks node i's /healthz, bounded by the attempt timeout, and records
+// its answer (and the leader it names) with the router.
+func (c *Client) alive(ctx context.Context, i int) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.attempt)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.rt.addrs[i]+api.PathHealth, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	c.rt.answered(i, resp.Header, true)
+	return true
 }
 
 // outcome is what became of one attempt, for the retry loop.

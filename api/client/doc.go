@@ -17,9 +17,13 @@
 // first outcome (WriteResponse.Duplicate).
 //
 // A frozen node (SIGSTOP, a paused VM, a long GC pause) accepts connections and
-// never answers. Each attempt is therefore bounded by WithAttemptTimeout (500 ms by
-// default; a blocking query's attempt gets its wait on top): an attempt that
-// times out is retried on the next address at once, and for a while calls stop
+// never answers. An attempt unanswered after WithAttemptTimeout (500 ms by
+// default; a blocking query's attempt gets its wait on top) is therefore
+// checked: the client asks that node's /healthz, bounded by the attempt
+// timeout too. A node that answers is only slow (a large write under fsync
+// load) and the attempt goes on waiting, checked again after each further
+// attempt timeout; one that does not is frozen: the attempt is given up and
+// retried on the next address at once, and for a while calls stop
 // starting at that node, it is forgotten as the leader, and (if it was asked
 // as the leader) followers still naming it as leader are not believed. When an
 // answer names a new leader, leader-bound attempts in flight elsewhere (a

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,11 +92,13 @@ func TestLeader_LearnedAndCalledDirectly(t *testing.T) {
 }
 
 // TestAttempt_HangingNodeGivenUp: the client's first address accepts
-// connections and never answers (a frozen node). Each attempt there is bounded
-// by the attempt timeout, not the call's deadline; the call goes on at the
-// next address and succeeds, a write keeping its request id. Later calls do
-// not start at the hanging node, and a call whose deadline is nearer than the
-// attempt timeout, cut short there, makes the next call start elsewhere.
+// connections and never answers (a frozen node). An attempt there that gets no
+// answer within the attempt timeout is given up once the node's /healthz does
+// not answer within the attempt timeout either, not at the call's deadline;
+// the call goes on at the next address and succeeds, a write keeping its
+// request id. Later calls do not start at the hanging node, and a call whose
+// deadline is nearer than the attempt timeout, cut short there, makes the
+// next call start elsewhere.
 func TestAttempt_HangingNodeGivenUp(t *testing.T) {
 	c := testcluster.NewWithAPI(t, 3, server.Config{})
 	hang := hangingNode(t)
@@ -109,16 +112,23 @@ func TestAttempt_HangingNodeGivenUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register past a hanging node: %v", err)
 	}
-	sent := rec.take()
-	if len(sent) < 2 || !strings.HasPrefix(sent[0].url, hang) || strings.HasPrefix(sent[1].url, hang) {
-		t.Fatalf("register sent %+v, want a first attempt at the hanging node %s, then another node", sent, hang)
+	var calls, probes []sent
+	for _, s := range rec.take() {
+		if strings.HasSuffix(s.url, api.PathHealth) {
+			probes = append(probes, s)
+		} else {
+			calls = append(calls, s)
+		}
 	}
-	if sent[0].budget > attempt {
-		t.Fatalf("the attempt at the hanging node had %s, want at most the attempt timeout %s", sent[0].budget, attempt)
+	if len(calls) < 2 || !strings.HasPrefix(calls[0].url, hang) || strings.HasPrefix(calls[1].url, hang) {
+		t.Fatalf("register sent %+v, want a first attempt at the hanging node %s, then another node", calls, hang)
 	}
-	for _, s := range sent {
-		if s.requestID == "" || s.requestID != sent[0].requestID {
-			t.Fatalf("attempts carried request ids %+v, want one id", sent)
+	if len(probes) != 1 || !strings.HasPrefix(probes[0].url, hang) || probes[0].budget > attempt {
+		t.Fatalf("probes %+v, want one of the hanging node, bounded by the attempt timeout %s", probes, attempt)
+	}
+	for _, s := range calls {
+		if s.requestID == "" || s.requestID != calls[0].requestID {
+			t.Fatalf("attempts carried request ids %+v, want one id", calls)
 		}
 	}
 
@@ -289,5 +299,44 @@ func TestFollowAudit_SilentNodeGivenUp(t *testing.T) {
 				t.Fatalf("connections %+v, want the first at %s", s, tc.first)
 			}
 		})
+	}
+}
+
+// TestAttempt_SlowLiveNodeIsWaitedFor: a node that takes longer than the
+// attempt timeout to answer a write (a large batch under fsync load) but
+// answers its /healthz is waited for: the client neither gives the attempt up
+// nor sends the write elsewhere, where it would be forwarded back and add
+// work to the slow leader on every retry.
+func TestAttempt_SlowLiveNodeIsWaitedFor(t *testing.T) {
+	c := testcluster.NewWithAPI(t, 3, server.Config{})
+	const attempt = 100 * time.Millisecond
+	rec := newRecorder(t)
+	var slowed atomic.Bool
+	rec.before = func(r *http.Request) error {
+		if strings.HasSuffix(r.URL.Path, api.PathRegister) && slowed.CompareAndSwap(false, true) {
+			// The node takes five attempt timeouts to answer.
+			select {
+			case <-time.After(5 * attempt):
+			case <-r.Context().Done():
+				return r.Context().Err()
+			}
+		}
+		return nil
+	}
+	cl := newClient(t, c.URLs(), client.WithHTTPClient(rec.client()), client.WithAttemptTimeout(attempt))
+	if _, err := cl.Register(ctxT(t), api.RegisterRequest{Worker: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	var regs, probes int
+	for _, s := range rec.take() {
+		switch {
+		case strings.HasSuffix(s.url, api.PathRegister):
+			regs++
+		case strings.HasSuffix(s.url, api.PathHealth):
+			probes++
+		}
+	}
+	if regs != 1 || probes == 0 {
+		t.Fatalf("%d register attempts and %d probes, want 1 attempt, kept after probing", regs, probes)
 	}
 }

@@ -56,14 +56,16 @@ func (c Consistency) valid() bool { return c >= ConsistencyDefault && c <= Consi
 const (
 	// DefaultTimeout bounds a call whose context has no deadline.
 	DefaultTimeout = 10 * time.Second
-	// DefaultAttemptTimeout bounds one attempt of a call (one request to one
-	// node). A healthy node answers far sooner, a raft commit included; a
-	// frozen one never does, and this is how long it holds the call up. It is
-	// also how late after an election the first attempt to reach the new
-	// leader may start (the attempts sent before it are stuck on the frozen
-	// leader, or on followers forwarding to it). A write whose commit takes
-	// longer (a disk stalled for seconds) is sent again with its request id:
-	// proposed once more, and applied once.
+	// DefaultAttemptTimeout is how long an attempt of a call (one request to
+	// one node) waits for its answer before the node is checked: a healthy
+	// node answers far sooner, a raft commit included; a frozen one never
+	// does, and twice this (the wait, then an unanswered /healthz) is how long
+	// it holds the call up. It is also about how late after an election the
+	// first attempt to reach the new leader may start (the attempts sent
+	// before it are stuck on the frozen leader, or on followers forwarding to
+	// it). A node that is only slow (a write whose commit takes seconds under
+	// fsync load) answers the check and is waited for: retrying elsewhere
+	// would only add work to it.
 	DefaultAttemptTimeout = 500 * time.Millisecond
 	// DefaultRetries is how many times a call is retried after the first
 	// attempt (on another node, after a back-off).
@@ -164,11 +166,15 @@ func WithTimeout(d time.Duration) Option {
 	})
 }
 
-// WithAttemptTimeout bounds each attempt of a call: one request to one node,
-// until its answer has been read (default DefaultAttemptTimeout). A node that
-// does not answer within it (frozen by a SIGSTOP, a VM pause or a long GC
-// pause; or forwarding to a leader that is) is given up for this call, which
-// goes on at the next address at once. For five attempt timeouts calls then
+// WithAttemptTimeout sets how long each attempt of a call (one request to one
+// node, until its answer has been read) waits before the node is checked
+// (default DefaultAttemptTimeout): the client then asks the node's /healthz,
+// bounded by d too. A node that answers it is slow, not frozen, and the
+// attempt goes on (checked again every d; the answer also names the leader
+// that node knows, which moves a leader-bound attempt waiting on a follower's
+// forward to a frozen leader once another is elected). A node that does not
+// (frozen by a SIGSTOP, a VM pause or a long GC pause) is given up for this
+// call, which goes on at the next address at once. For five attempt timeouts calls then
 // stop starting at that node, and it is forgotten as the leader; unless the
 // attempt may only have been waiting on a follower's forward to a frozen
 // leader, other nodes naming it as leader are not believed meanwhile
