@@ -246,7 +246,7 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		c.watchAttempt(actx, cancel, i, budget, answered)
+		c.watchAttempt(actx, cancel, i, toLeader, budget, answered)
 	}()
 	h, err := c.attempt(actx, addr, r, q, body, reqID, out)
 	close(answered)
@@ -277,11 +277,12 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 // for the call's whole deadline. A node that is merely slow (a large write
 // under fsync load, a long answer) answers its /healthz at once; the attempt
 // then keeps waiting, and is probed again after each further attempt
-// timeout. The probe's answer also names the leader that node knows, which
-// redirects a leader-bound attempt stuck on a follower forwarding to a
-// frozen leader once the others have elected a new one. It returns when the
-// attempt is answered or ends.
-func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFunc, i int, budget time.Duration, answered <-chan struct{}) {
+// timeout. A leader-bound attempt is waited for only on the node the client
+// believes leads (or while it knows none): one on a follower whose forward
+// hangs on a frozen leader is sent to the leader the client has learned
+// meanwhile (the probe's own answer names the leader that node knows). It
+// returns when the attempt is answered or ends.
+func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFunc, i int, toLeader bool, budget time.Duration, answered <-chan struct{}) {
 	t := time.NewTimer(budget)
 	defer t.Stop()
 	for {
@@ -294,6 +295,10 @@ func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFu
 		}
 		if !c.alive(actx, i) {
 			cancel(errAttemptTimeout)
+			return
+		}
+		if l := c.rt.leaderNow(); toLeader && l != noLeader && l != i {
+			cancel(errRedirected)
 			return
 		}
 		t.Reset(c.opts.attempt)

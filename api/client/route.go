@@ -219,6 +219,14 @@ func (r *router) answered(i int, h http.Header, ok bool) {
 	}
 }
 
+// leaderNow returns the address of the leader the client believes in, or
+// noLeader.
+func (r *router) leaderNow() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.leader
+}
+
 // timedOut records an attempt to address i that got no answer in time;
 // toLeader says whether it was a leader-bound attempt.
 func (r *router) timedOut(i int, toLeader bool) {

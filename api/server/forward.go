@@ -3,12 +3,53 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/batonhq/baton/api"
 )
+
+// errLeaderChanged ends a forward whose leader was replaced before it answered.
+var errLeaderChanged = errors.New("server: the leader changed during the forward")
+
+// forwardLeaderCheck is how often a forward still waiting for the leader's
+// answer checks that it is still the leader.
+const forwardLeaderCheck = 50 * time.Millisecond
+
+// watchForward ends a forward to leader when this node stops knowing it as the
+// leader before the answer's headers came (answered closed): a frozen leader
+// never answers, and the request would hold its client until the leader thaws
+// while the cluster, and soon this node, already follow another. Once the
+// answer streams (a blocking query, an audit follow), only the server's Close
+// ends it.
+func (s *Server) watchForward(ctx context.Context, cancel context.CancelCauseFunc, leader string, answered <-chan struct{}) {
+	t := time.NewTicker(forwardLeaderCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			cancel(nil)
+			return
+		case <-ctx.Done():
+			return
+		case <-answered:
+			select {
+			case <-s.ctx.Done():
+				cancel(nil)
+			case <-ctx.Done():
+			}
+			return
+		case <-t.C:
+			if now, _, _ := s.node.Leader(); now != leader {
+				cancel(errLeaderChanged)
+				return
+			}
+		}
+	}
+}
 
 // forward relays a request to the leader's API and streams the answer back
 // (blocking queries and audit follows included). A request is forwarded at most
@@ -41,15 +82,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	if data != nil {
 		body = bytes.NewReader(data)
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.ctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	answered := make(chan struct{})
+	go s.watchForward(ctx, cancel, id, answered)
 	target := strings.TrimRight(apiAddr, "/") + r.URL.RequestURI()
 	req, err := http.NewRequestWithContext(ctx, r.Method, target, body)
 	if err != nil {
@@ -63,6 +99,18 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Header.Set(api.HeaderForwarded, s.node.ID())
 	resp, err := s.fwd.Do(req)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderChanged) {
+		// The leader was replaced while the request waited on it (it froze,
+		// or lost its quorum): a write's outcome is unknown until it is
+		// retried with its request id, and a read must go to the new one.
+		code := api.CodeNotLeader
+		if r.Method != http.MethodGet {
+			code = api.CodeUnknownOutcome
+		}
+		s.fail(w, r, api.Errorf(code, "leader %s was replaced while the request waited on it; retry", id))
+		return
+	}
+	close(answered)
 	if err != nil {
 		s.log.Debug("forward to leader failed", "leader", id, "err", err)
 		s.fail(w, r, api.Errorf(api.CodeNoLeader, "leader %s unreachable: %v", id, err))
