@@ -19,8 +19,8 @@
 // A frozen node (SIGSTOP, a paused VM, a long GC pause) accepts connections and
 // never answers. An attempt unanswered after WithAttemptTimeout (500 ms by
 // default; a blocking query's attempt gets its wait on top) is therefore
-// checked: the client asks that node's /healthz, bounded by the attempt
-// timeout too. A node that answers is only slow (a large write under fsync
+// checked: the client asks that node's /healthz, bounded by half the attempt
+// timeout. A node that answers is only slow (a large write under fsync
 // load) and the attempt goes on waiting, checked again after each further
 // attempt timeout; one that does not is frozen: the attempt is given up and
 // retried on the next address at once, and for a while calls stop

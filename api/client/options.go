@@ -59,8 +59,8 @@ const (
 	// DefaultAttemptTimeout is how long an attempt of a call (one request to
 	// one node) waits for its answer before the node is checked: a healthy
 	// node answers far sooner, a raft commit included; a frozen one never
-	// does, and twice this (the wait, then an unanswered /healthz) is how long
-	// it holds the call up. It is also about how late after an election the
+	// does, and one and a half times this (the wait, then an unanswered
+	// /healthz) is how long it holds the call up. It is also about how late after an election the
 	// first attempt to reach the new leader may start (the attempts sent
 	// before it are stuck on the frozen leader, or on followers forwarding to
 	// it). A node that is only slow (a write whose commit takes seconds under
@@ -169,7 +169,7 @@ func WithTimeout(d time.Duration) Option {
 // WithAttemptTimeout sets how long each attempt of a call (one request to one
 // node, until its answer has been read) waits before the node is checked
 // (default DefaultAttemptTimeout): the client then asks the node's /healthz,
-// bounded by d too. A node that answers it is slow, not frozen, and the
+// bounded by d/2. A node that answers it is slow, not frozen, and the
 // attempt goes on (checked again every d; the answer also names the leader
 // that node knows, which moves a leader-bound attempt waiting on a follower's
 // forward to a frozen leader once another is elected). A node that does not
