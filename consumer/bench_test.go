@@ -301,8 +301,8 @@ func BenchmarkCatchupRead(b *testing.B) {
 		}
 		return float64(n) / time.Since(start).Seconds()
 	}
-	batched := newStoreReader(js, "BACKLOG", true, defaultOptions().catchupWindow, nil)
-	leader := newStoreReader(js, "BACKLOG", false, defaultOptions().catchupWindow, nil)
+	batched := newStreamReader(js, "BACKLOG", true, defaultOptions().catchupWindow, nil)
+	leader := newStreamReader(js, "BACKLOG", false, defaultOptions().catchupWindow, nil)
 	var rb, rl, rg float64
 	for range b.N {
 		rb = readAll(func(seq uint64) ([]*jetstream.RawStreamMsg, error) { return batched.next(ctx, "bl.1", seq) })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -107,7 +108,11 @@ func (e *env) startWorker(id fsm.WorkerID, opts ...Option) *Applier {
 // startWorkerWith starts an applier with its own coordinator and handler.
 func (e *env) startWorkerWith(id fsm.WorkerID, coord Coordinator, h Handler, opts ...Option) *Applier {
 	e.t.Helper()
-	logger := slog.New(slog.NewTextHandler(tlog{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("BATON_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(tlog{e.t}, &slog.HandlerOptions{Level: level}))
 	opts = append([]Option{WithLogger(logger), WithCheckpointInterval(100 * time.Millisecond), WithAckWait(2 * time.Second)}, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
