@@ -56,13 +56,13 @@ const (
 //   - marked by MarkTerminal: Terminal;
 //   - a JetStream API error: Throttle for a WorkQueue filter overlap, the
 //     consumer limit or a 429; Transient for a missing consumer (being
-//     recreated), a 408 or a 5xx; Terminal for a missing stream or another 4xx;
+//     recreated), a 408 or a 5xx; Terminal for a missing stream or another 4xx
+//     (jetstream's sentinels such as ErrConsumerNotFound and ErrStreamNotFound
+//     wrap an API error and are sorted here, by their code);
 //   - an *api.Error: Terminal for any 4xx status; Transient for no_leader,
 //     not_leader, unknown_outcome, not_ready, unavailable, timeout and internal
 //     (see the package doc for internal); Terminal for every other code;
 //   - an *fsm.RejectError: Terminal;
-//     (jetstream's sentinels such as ErrConsumerNotFound and ErrStreamNotFound
-//     wrap an API error and are sorted here, by their code);
 //   - context.DeadlineExceeded (an attempt's own deadline), a NATS time-out, a
 //     closed connection, no responders, a missed pull heartbeat or a closed
 //     message iterator: Transient;
