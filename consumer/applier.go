@@ -265,6 +265,8 @@ func (a *Applier) Health() error {
 		return *e
 	}
 	switch {
+	case errors.Is(s.FilterErr, core.ErrMaxSubjects):
+		return fmt.Errorf("%w: %w", ErrMaxSubjects, s.FilterErr)
 	case s.FilterErr != nil:
 		return s.FilterErr
 	case s.Refused != nil:
