@@ -31,7 +31,7 @@ type filterManager struct {
 	latest  core.SetFilter
 	has     bool
 	stopped bool
-	sig    chan struct{}
+	sig     chan struct{}
 	// trouble: the pull loop escalates (consumer gone, iterator failing).
 	trouble chan error
 
