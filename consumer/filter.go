@@ -40,6 +40,7 @@ type filterManager struct {
 	exists  bool
 	paused  bool
 	cons    jetstream.Consumer
+	info    *jetstream.ConsumerInfo // as the last read or update returned it
 	last    time.Time
 	pull    context.CancelFunc
 	pullEnd chan struct{}
@@ -194,7 +195,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		// A new incarnation: the previous one's consumer is left to the
 		// next owners of its partitions (and the janitor).
 		m.stopPull()
-		m.inc, m.exists, m.paused, m.cons = sf.Inc, false, false, nil
+		m.inc, m.exists, m.paused, m.cons, m.info = sf.Inc, false, false, nil, nil
 	}
 	name := consumerName(a.opts.prefix, a.worker, sf.Inc)
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -203,20 +204,25 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 	if len(want) == 0 {
 		return false, m.toEmpty(ctx, name)
 	}
-	var info *jetstream.ConsumerInfo
+	info := m.info
 	lost := false
-	if m.exists {
+	if m.exists && (info == nil || sf.Verify) {
+		// Read the consumer back: on a Verify (a stuck phase, pull-loop
+		// trouble) or when nothing is cached. Otherwise the configuration
+		// the last update returned stands in for it: an update of a
+		// consumer deleted behind our back fails, and is then recreated.
 		c, err := a.stream.Consumer(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
 			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
 			a.metrics.recreations.Inc()
 			m.stopPull()
-			m.exists, lost = false, true
+			m.exists, m.info, lost = false, nil, true
 		case err != nil:
 			return false, fmt.Errorf("read consumer %s: %w", name, err)
 		default:
 			m.cons, info = c, c.CachedInfo()
+			m.info = info
 		}
 	}
 	if !m.exists {
@@ -240,10 +246,22 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		cfg := info.Config
 		cfg.FilterSubject, cfg.FilterSubjects = "", want
 		c, err := a.stream.UpdateConsumer(ctx, cfg)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
+			a.metrics.recreations.Inc()
+			m.stopPull()
+			m.exists, m.info = false, nil
+			if err := m.create(ctx, name, want); err != nil {
+				m.exists = true // still lost: the next attempt must know it
+				return false, err
+			}
+			return true, nil
+		}
 		if err != nil {
+			m.info = nil
 			return false, fmt.Errorf("update consumer %s filters: %w", name, err)
 		}
-		m.cons = c
+		m.cons, m.info = c, c.CachedInfo()
 		a.metrics.subjectChanges(have, want)
 		a.metrics.updates.WithLabelValues("success").Inc()
 	}
@@ -283,7 +301,7 @@ func (m *filterManager) create(ctx context.Context, name string, want []string) 
 		return fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	a.log.Info("consumer created", "consumer", name, "subjects", len(want))
-	m.cons, m.exists, m.paused = c, true, false
+	m.cons, m.info, m.exists, m.paused = c, c.CachedInfo(), true, false
 	a.metrics.subjectChanges(nil, want)
 	a.metrics.updates.WithLabelValues("success").Inc()
 	a.metrics.subjects.Set(float64(len(want)))
@@ -313,7 +331,7 @@ func (m *filterManager) toEmpty(ctx context.Context, name string) error {
 	if err := a.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("delete consumer %s: %w", name, err)
 	}
-	m.exists, m.paused = false, false
+	m.exists, m.paused, m.info = false, false, nil
 	return nil
 }
 

@@ -671,13 +671,20 @@ func (c *Core) checkDrained(p *part) {
 	}
 	p.through = p.processed
 	c.emit(Notice{Kind: NoticeDrained, Partition: p.id, Epoch: p.epoch, Took: c.now.Sub(p.prepared)})
-	if c.cfg.Retention == Interest {
+	switch c.cfg.Retention {
+	case Interest:
 		// Interest keeps covering it until the next owner activates: a
 		// moment with no covering filter loses messages.
 		c.setPhase(p, PhaseDrained)
-	} else {
-		// Limits: so that its messages stop coming here; WorkQueue: the
-		// next owner cannot add the subjects before they leave this filter.
+	case Limits:
+		// The drain is reported at once; the subjects leave the filter
+		// beside it, so that its messages stop coming here (one that still
+		// comes is a stray, acked harmlessly).
+		c.setPhase(p, PhaseDrained)
+		c.setFilter(false)
+	default:
+		// WorkQueue: the next owner cannot add the subjects before they
+		// leave this filter, so the drain is reported only then.
 		c.setPhase(p, PhaseUncovering)
 		c.setFilter(true)
 		p.uncoverVer = c.filterVer
@@ -1122,9 +1129,22 @@ func (c *Core) HandlerDone(now time.Time, id fsm.PartitionID, gen uint64, epoch 
 // ---- activation ----
 
 func (c *Core) checkActivate(p *part) {
-	if p.report && !p.activated && p.caughtUp && p.processed >= p.activateAt && !p.actSent {
+	if c.activatable(p) && !p.actSent {
 		c.sendActivations()
 	}
+}
+
+// activatable reports whether p's activation may be reported: once its
+// catch-up read has ended — and, on an Interest stream, once everything up to
+// the read's end is processed, since the previous owner stops covering the
+// partition at the activation and what nobody covers is deleted. On Limits
+// and WorkQueue streams nothing depends on it: the messages stay until
+// processed, and a crash resumes from the checkpoint.
+func (c *Core) activatable(p *part) bool {
+	if !p.report || p.activated || !p.caughtUp || p.phase != PhaseLive {
+		return false
+	}
+	return c.cfg.Retention != Interest || p.processed >= p.activateAt
 }
 
 func (c *Core) sendActivations() {
@@ -1133,7 +1153,7 @@ func (c *Core) sendActivations() {
 	}
 	var items []fsm.ActivateItem
 	for _, p := range c.sortedParts() {
-		if p.report && !p.activated && p.caughtUp && p.processed >= p.activateAt && p.phase == PhaseLive {
+		if c.activatable(p) && !p.actSent {
 			items = append(items, fsm.ActivateItem{Partition: p.id, Epoch: p.epoch})
 			p.actSent = true
 		}
