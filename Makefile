@@ -69,6 +69,7 @@ bench:
 	$(BENCH) -bench Rebalance -benchtime=1x ./controller
 	$(BENCH) -bench Throughput -benchtime=1x ./consumer
 	$(BENCH) -bench Handoffs -benchtime=1000x ./consumer
+	$(BENCH) -bench Pause -benchtime=3x ./consumer
 	$(BENCH) -bench CatchupRead -benchtime=1x ./consumer
 	$(BENCH) -bench . -benchtime=1x ./internal/natstest
 	$(BENCH) -bench HeartbeatsUnderFsyncLoad -benchtime=1x ./raftnode
