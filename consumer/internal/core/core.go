@@ -229,6 +229,7 @@ type part struct {
 	drainSent    bool
 	drainDone    bool
 	stuckNotices int
+	ready        bool // listed in Core.ready
 }
 
 // Core is the deterministic applier state. Not safe for concurrent use: one
@@ -1033,7 +1034,8 @@ func (c *Core) stray(d *Delivery) {
 // ---- dispatch ----
 
 func (c *Core) markReady(p *part) {
-	if p.running == 0 && len(p.queue) > 0 && (p.phase == PhaseLive || p.phase == PhaseCatchingUp) && !p.restart && !slices.Contains(c.ready, p.id) {
+	if p.running == 0 && len(p.queue) > 0 && (p.phase == PhaseLive || p.phase == PhaseCatchingUp) && !p.restart && !p.ready {
+		p.ready = true
 		c.ready = append(c.ready, p.id)
 	}
 }
@@ -1045,6 +1047,9 @@ func (c *Core) dispatch() {
 		id := c.ready[0]
 		c.ready = c.ready[1:]
 		p := c.parts[id]
+		if p != nil {
+			p.ready = false
+		}
 		if p == nil || p.running != 0 || c.busy[id] != 0 || p.restart || len(p.queue) == 0 || (p.phase != PhaseLive && p.phase != PhaseCatchingUp) {
 			continue
 		}
