@@ -94,9 +94,9 @@ func TestE2E_WorkerFrozenPastTTL_NothingHandledUnderStaleEpoch(t *testing.T) {
 	v := r.workers[victim]
 	v.signal(syscall.SIGSTOP)
 	waitStopped(t, v.proc)
+	// Stopped now: a handler entered after this instant entered after the
+	// thaw.
 	frozenAt := time.Now()
-	cont := func() { _ = v.cmd.Process.Signal(syscall.SIGCONT) }
-	t.Cleanup(cont) // SIGKILL at cleanup works on a stopped process; this is for a failed wait below
 	t.Logf("froze %s (owner of %d partitions: %v)", victim, len(victims), victims)
 
 	// The leader expires the session and the two others take over; they
@@ -162,7 +162,7 @@ func TestE2E_WorkerFrozenPastTTL_NothingHandledUnderStaleEpoch(t *testing.T) {
 		victim, len(after), len(stale), len(running))
 	if len(stale) > 0 {
 		t.Errorf("%s handled %d messages after the thaw under an epoch that was no longer its own (%s)",
-			victim, len(stale), describeStale(changes, stale, thawAt))
+			victim, len(stale), describeStale(changes, stale, thawAt, "the thaw"))
 	}
 
 	r.verdict(t, published, evs)
@@ -270,7 +270,7 @@ func TestE2E_WorkerCutFromClaimStore_StopsDispatchingWithinLease(t *testing.T) {
 			cut, len(late), faultTTL, roundMS(late[len(late)-1].Start.Sub(cutAt)), describe(late, cutAt, "the cut"))
 	}
 	if len(stale) > 0 {
-		t.Errorf("%s handled %d messages under an epoch that was no longer its own (%s)", cut, len(stale), describeStale(changes, stale, cutAt))
+		t.Errorf("%s handled %d messages under an epoch that was no longer its own (%s)", cut, len(stale), describeStale(changes, stale, cutAt, "the cut"))
 	}
 	if n, first := overlaps(hs); n > 0 {
 		t.Errorf("%d pairs of epochs of one partition were handled at overlapping times; first: %s", n, strings.Join(first, "; "))
@@ -289,7 +289,9 @@ func TestE2E_WorkerCutFromClaimStore_StopsDispatchingWithinLease(t *testing.T) {
 // partition stays wedged: every one is active again (placement settled)
 // within a generous deadline after the thaw — how long it took is logged —,
 // every worker's /readyz answers 200 again, nothing published is lost, and
-// duplicates are only those a forced commit explains.
+// duplicates are only those a forced commit explains. Nothing is handled
+// under an epoch after a newer one was committed, and no two epochs of a
+// partition are handled at overlapping times.
 func TestE2E_WorkersAfterLeaderFreeze_EveryPartitionActiveAgain(t *testing.T) {
 	for _, ret := range retentions {
 		t.Run(ret.name, func(t *testing.T) {
@@ -335,7 +337,27 @@ func TestE2E_WorkersAfterLeaderFreeze_EveryPartitionActiveAgain(t *testing.T) {
 			}
 			pub.waitFor(t, pub.count()+300)
 			published := pub.halt()
-			r.verdict(t, published, auditAll(t, r.c))
+			evs := auditAll(t, r.c)
+			hs, err := readHandlings(r.records)
+			if err != nil {
+				t.Fatal(err)
+			}
+			changes := ownerChanges(evs)
+			var stale []handling
+			for _, list := range hs {
+				for _, h := range list {
+					if _, ok := supersededBefore(changes, h, h.Start); ok {
+						stale = append(stale, h)
+					}
+				}
+			}
+			if len(stale) > 0 {
+				t.Errorf("%d messages handled under an epoch already committed to a newer one (%s)", len(stale), describeStale(changes, stale, f.start, "the freeze"))
+			}
+			if n, first := overlaps(hs); n > 0 {
+				t.Errorf("%d pairs of epochs of one partition were handled at overlapping times; first: %s", n, strings.Join(first, "; "))
+			}
+			r.verdict(t, published, evs)
 		})
 	}
 }
@@ -560,7 +582,7 @@ func supersededBefore(changes map[fsm.PartitionID][]ownerChange, h handling, t t
 
 // describeStale summarizes handlings under superseded epochs: partitions,
 // epochs, and the first few with how late they came.
-func describeStale(changes map[fsm.PartitionID][]ownerChange, stale []handling, ref time.Time) string {
+func describeStale(changes map[fsm.PartitionID][]ownerChange, stale []handling, ref time.Time, refName string) string {
 	slices.SortFunc(stale, func(a, b handling) int { return a.Start.Compare(b.Start) })
 	byPart := map[string]int{}
 	for _, h := range stale {
@@ -574,8 +596,8 @@ func describeStale(changes map[fsm.PartitionID][]ownerChange, stale []handling, 
 	var first []string
 	for _, h := range stale[:min(len(stale), 5)] {
 		c, _ := supersededBefore(changes, h, h.Start)
-		first = append(first, fmt.Sprintf("%s seq %d epoch %d entered %s after the reference, %s after epoch %d went to %s (forced %v), context cancelled at return: %v",
-			h.Partition, h.Seq, h.Epoch, roundMS(h.Start.Sub(ref)), roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, c.Forced, h.Cancelled))
+		first = append(first, fmt.Sprintf("%s seq %d epoch %d entered %s after %s, %s after epoch %d went to %s (forced %v), context cancelled at return: %v",
+			h.Partition, h.Seq, h.Epoch, roundMS(h.Start.Sub(ref)), refName, roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, c.Forced, h.Cancelled))
 	}
 	return fmt.Sprintf("partition@epoch×count: %s; first: %s", strings.Join(keys, " "), strings.Join(first, "; "))
 }
