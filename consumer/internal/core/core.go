@@ -587,9 +587,19 @@ func (c *Core) applyAssignment() {
 				c.parts[id] = p
 				c.rebuildMatch()
 			}
-			if p.phase < PhaseDraining {
+			switch {
+			case p.phase < PhaseDraining:
 				c.startDrain(p, ap)
 				changed = true
+			case ap.Handoff != p.handoff:
+				// Another handoff at the same epoch (the one we drained for
+				// was aborted, and a new one prepared): nothing was processed
+				// since, so the same drain is reported for the new one.
+				p.handoff = ap.Handoff
+				if p.phase >= PhaseUncovering {
+					p.drainDone, p.drainSent = false, false
+					c.sendDrains()
+				}
 			}
 		case fsm.PhaseDrained:
 			if p != nil && p.phase < PhaseDrained {
@@ -851,6 +861,7 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 		c.filterErr = err
 		c.filterBackoff = c.backoff(c.filterBackoff)
 		c.filterRetryAt = c.now.Add(c.filterBackoff)
+		c.recleanCovering()
 		c.after()
 		return
 	}
@@ -874,12 +885,29 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 	c.after()
 }
 
+// recleanCovering (WorkQueue) sends partitions waiting to be covered back
+// to cleaning when their gone earlier owners may still hold the subjects: a
+// filter update that fails is most likely refused for the overlap (10100).
+func (c *Core) recleanCovering() {
+	if c.cfg.Retention != WorkQueue {
+		return
+	}
+	for _, p := range c.sortedParts() {
+		if p.phase == PhaseCovering && hasGone(p.lingerers) && !p.cleaning {
+			p.coverVer = 0
+			c.setPhase(p, PhaseCleaning)
+			c.sendClean(p)
+		}
+	}
+}
+
 func (c *Core) checkCovered(p *part) {
 	if p.phase != PhaseCovering || p.coverVer == 0 || c.filterApplied < p.coverVer {
 		return
 	}
 	c.setPhase(p, PhaseCatchingUp)
 	c.restartPart(p)
+	c.checkActivate(p)
 }
 
 // ---- catch-up reads and deliveries ----
@@ -1139,17 +1167,22 @@ func (c *Core) checkActivate(p *part) {
 	}
 }
 
-// activatable reports whether p's activation may be reported: once its
-// catch-up read has ended — and, on an Interest stream, once everything up to
-// the read's end is processed, since the previous owner stops covering the
-// partition at the activation and what nobody covers is deleted. On Limits
-// and WorkQueue streams nothing depends on it: the messages stay until
-// processed, and a crash resumes from the checkpoint.
+// activatable reports whether p's activation may be reported. On an Interest
+// stream only once everything up to the catch-up read's end is processed: the
+// previous owner stops covering the partition at the activation, and what
+// nobody covers is deleted. On Limits and WorkQueue streams nothing depends
+// on it — messages stay until processed, and a crash resumes from the
+// checkpoint — so it is reported as soon as the filter covers the partition
+// and its catch-up has begun: the handoff is complete for the claim store
+// while the backlog is being processed.
 func (c *Core) activatable(p *part) bool {
-	if !p.report || p.activated || !p.caughtUp || p.phase != PhaseLive {
+	if !p.report || p.activated {
 		return false
 	}
-	return c.cfg.Retention != Interest || p.processed >= p.activateAt
+	if c.cfg.Retention != Interest {
+		return p.phase == PhaseCatchingUp || p.phase == PhaseLive
+	}
+	return p.caughtUp && p.phase == PhaseLive && p.processed >= p.activateAt
 }
 
 func (c *Core) sendActivations() {
@@ -1410,6 +1443,7 @@ func (c *Core) stuck() {
 			}
 		case PhaseCovering, PhaseUncovering:
 			waiting = true
+			c.recleanCovering()
 			c.setFilter(true)
 			c.filterVerify()
 		case PhaseCatchingUp:
