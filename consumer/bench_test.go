@@ -248,6 +248,7 @@ func BenchmarkHandoffs(b *testing.B) {
 	b.ReportMetric(pct(toFirst, 99).Seconds()*1000, "prepare_to_first_msg_p99_ms")
 	for _, name := range []string{"prepare_drain", "drain_commit", "commit_activate"} {
 		b.ReportMetric(pct(phase[name], 50).Seconds()*1000, name+"_p50_ms")
+		b.ReportMetric(pct(phase[name], 99).Seconds()*1000, name+"_p99_ms")
 	}
 	b.ReportMetric(float64(lost), "lost")
 	b.ReportMetric(float64(dup), "duplicated")
