@@ -70,7 +70,7 @@ func streamEvents(tb testing.TB, n int) []fsm.Event {
 		apply(fsm.Prepare{Items: []fsm.PrepareItem{{Partition: id, Epoch: p.Epoch, From: p.Owner, To: to, Reason: "rebalance"}}})
 		w, _ := s.Worker(p.Owner)
 		p, _ = s.PartitionView(id)
-		apply(fsm.Drain{Worker: p.Owner, Incarnation: w.Incarnation, Items: []fsm.DrainItem{{Handoff: p.Handoff,
+		apply(fsm.DrainReport{Worker: p.Owner, Incarnation: w.Incarnation, Items: []fsm.DrainItem{{Handoff: p.Handoff,
 			Partition: id, Epoch: p.Epoch, ThroughSeq: p.Checkpoint + 5}}})
 		apply(fsm.Commit{Items: []fsm.CommitItem{{Handoff: p.Handoff, Partition: id}}})
 		activate(id)

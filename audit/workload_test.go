@@ -151,7 +151,7 @@ func (s *sim) step() {
 	case k < 73:
 		if p, ok := pick(r, s.partitions(s.phase(fsm.PhasePreparing))); ok && r.IntN(5) > 0 {
 			inc := s.e.Incarnation(p.Owner)
-			s.apply(fsm.Drain{Worker: p.Owner, Incarnation: inc, Items: []fsm.DrainItem{{Handoff: p.Handoff,
+			s.apply(fsm.DrainReport{Worker: p.Owner, Incarnation: inc, Items: []fsm.DrainItem{{Handoff: p.Handoff,
 				Partition: p.ID, Epoch: p.Epoch, ThroughSeq: p.Checkpoint + fsm.StreamSeq(r.IntN(10))}}}, "worker")
 		} else if ok {
 			s.apply(fsm.Abort{Items: []fsm.AbortItem{{Handoff: p.Handoff, Partition: p.ID, Reason: "sim"}}}, "controller")

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -46,45 +47,57 @@ type Coordinator interface {
 // partitions the claim store assigns it, and hands every partition's messages to
 // the handler exactly once, in order, across handoffs. See the package doc and
 // DESIGN.md.
+//
+// Its state lives in a deterministic core (internal/core); one goroutine (the
+// loop) feeds the core every input and hands its actions to executors that run
+// beside it: the handler pool, the consumer manager (filter updates, the pull
+// loop), catch-up reads, reports, and the session. None of them can hold the
+// loop up, so a fence or a dispatch decision never waits on the network.
 type Applier struct {
 	worker    fsm.WorkerID
 	coord     Coordinator
 	js        jetstream.JetStream
 	streamNm  string
 	stream    jetstream.Stream
-	store     *storeReader
+	reader    *streamReader
 	retention jetstream.RetentionPolicy
 	handler   Handler
 	opts      options
 	log       *slog.Logger
 	metrics   *metrics
 
-	sess   mailbox[sessionState]
-	assign mailbox[fsm.Assignment]
-	disp   *dispatcher
+	// events carries every input but deliveries and handler results to the
+	// loop; deliveries and results have their own channels (the hot path).
+	events  chan event
+	msgs    chan *core.Delivery
+	results chan result
+	jobs    chan *job
+	filters *filterManager
 
-	// health is published by the reconciler and session loops for Health and
-	// Ready; readers never wait on them.
-	health atomic.Pointer[healthState]
+	// lease is the core's lease deadline, published for the handler pool,
+	// which checks it right before every handler call.
+	lease atomic.Pointer[time.Time]
+	// status is the core's state, published after every step for Health,
+	// Ready and the other goroutines.
+	status      atomic.Pointer[core.Status]
+	consumerErr atomic.Pointer[error]
 
 	started   atomic.Bool
 	closing   chan struct{} // closed by Close: leave, then stop
-	emptyCh   chan struct{} // closed by the reconciler once nothing is owned or handed after leaving
+	emptyCh   chan struct{} // closed once the graceful leave is finished
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
 
-type healthState struct {
-	registered  bool
-	inc         fsm.Incarnation
-	fenced      bool
-	reconciled  bool
-	catchingUp  int
-	err         error // the last terminal reconcile error, if still relevant
-	consumerErr error
-}
+// ErrStuck is reported (Health, Ready) while a partition has stayed in a
+// transitional phase (covering, catching up, activating, draining, reporting)
+// longer than WithStuckAfter; the step is being retried.
+var ErrStuck = errors.New("consumer: partition stuck")
+
+// event is an input for the core, run on the loop.
+type event func(c *core.Core, now time.Time)
 
 // New returns an applier for worker on stream, with an immutable handler. It
 // checks its arguments and the stream (which must exist) but starts nothing:
@@ -128,14 +141,35 @@ func New(ctx context.Context, worker fsm.WorkerID, coord Coordinator, js jetstre
 	a := &Applier{
 		worker: worker, coord: coord, js: js, streamNm: stream, stream: st, retention: info.Config.Retention,
 		handler: handler, opts: o, log: o.logger.With("worker", string(worker)),
-		sess: newMailbox[sessionState](), assign: newMailbox[fsm.Assignment](),
+		events:  make(chan event, 64),
+		msgs:    make(chan *core.Delivery, o.batch),
+		results: make(chan result, o.concurrency),
+		jobs:    make(chan *job, o.concurrency),
 		closing: make(chan struct{}), emptyCh: make(chan struct{}),
 	}
 	a.metrics = newMetrics(o.registerer, string(worker))
-	a.store = newStoreReader(js, stream, info.Config.AllowDirect, o.catchupWindow, a.metrics.staleReads.Inc)
-	a.health.Store(&healthState{})
-	a.disp = newDispatcher(a)
+	a.reader = newStreamReader(js, stream, info.Config.AllowDirect, o.catchupWindow, a.metrics.staleReads.Inc)
+	a.status.Store(&core.Status{})
+	a.lease.Store(&time.Time{})
+	a.filters = newFilterManager(a)
 	return a, nil
+}
+
+// coreConfig is the core's configuration from the options.
+func (a *Applier) coreConfig() core.Config {
+	ret := core.Limits
+	switch a.retention {
+	case jetstream.InterestPolicy:
+		ret = core.Interest
+	case jetstream.WorkQueuePolicy:
+		ret = core.WorkQueue
+	}
+	return core.Config{
+		Worker: a.worker, Retention: ret, Concurrency: a.opts.concurrency, MaxSubjects: a.opts.maxSubjects,
+		ReadWindow: a.opts.catchupWindow, DrainTimeout: a.opts.drainTimeout, CheckpointEvery: a.opts.checkpointEvery,
+		StuckAfter: a.opts.stuckAfter, RetryMin: 20 * time.Millisecond, RetryMax: time.Second,
+		Check: a.checkTemplate,
+	}
 }
 
 func validWorkerID(w fsm.WorkerID) bool {
@@ -161,21 +195,34 @@ func (a *Applier) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	run := func(f func(context.Context)) {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			f(ctx)
-		}()
-	}
-	run(a.sessionLoop)
-	run(a.watchLoop)
-	run(a.disp.run)
+	a.spawn(ctx, a.loop)
+	a.spawn(ctx, a.sessionLoop)
+	a.spawn(ctx, a.watchLoop)
+	a.spawn(ctx, a.filters.run)
+	a.spawn(ctx, a.janitorLoop)
 	for i := 0; i < a.opts.concurrency; i++ {
-		run(func(ctx context.Context) { a.runWorker(ctx, a.disp.work, a.disp.done) })
+		a.spawn(ctx, a.runHandlers)
 	}
-	run(a.reconcileLoop)
 	return nil
+}
+
+// spawn runs f on a goroutine that Close waits for.
+func (a *Applier) spawn(ctx context.Context, f func(context.Context)) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f(ctx)
+	}()
+}
+
+// post hands an input to the loop; false once the applier stops.
+func (a *Applier) post(ctx context.Context, e event) bool {
+	select {
+	case a.events <- e:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Close hands every partition off before it returns: it starts a graceful
@@ -201,19 +248,32 @@ func (a *Applier) Close(ctx context.Context) error {
 	return a.closeErr
 }
 
-// Health returns nil while the applier works as it should: registered, not
-// fenced, its consumer in line with its assignment. Otherwise it says why.
+// Health returns nil while the applier works as it should: registered, its
+// lease valid, its consumer in line with its assignment, no partition stuck.
+// Otherwise it says why.
 func (a *Applier) Health() error {
-	h := a.health.Load()
+	s := a.status.Load()
 	switch {
-	case !h.registered:
+	case !s.Registered:
 		return errors.New("consumer: not registered with the claim store")
-	case h.fenced:
+	case s.Fenced || !time.Now().Before(s.Lease):
 		return ErrFenced
-	case h.consumerErr != nil:
-		return h.consumerErr
-	case h.err != nil:
-		return h.err
+	case s.Mismatch != nil:
+		return fmt.Errorf("%w: %w", ErrWorkerMismatch, s.Mismatch)
+	}
+	if e := a.consumerErr.Load(); e != nil && *e != nil {
+		return *e
+	}
+	switch {
+	case errors.Is(s.FilterErr, core.ErrMaxSubjects):
+		return fmt.Errorf("%w: %w", ErrMaxSubjects, s.FilterErr)
+	case s.FilterErr != nil:
+		return s.FilterErr
+	case s.Refused != nil:
+		return s.Refused
+	case len(s.Stuck) > 0:
+		st := s.Stuck[0]
+		return fmt.Errorf("%w: %d partitions, first %s in %s at epoch %d", ErrStuck, len(s.Stuck), st.Partition, st.Phase, st.Epoch)
 	}
 	return nil
 }
@@ -224,12 +284,12 @@ func (a *Applier) Ready() error {
 	if err := a.Health(); err != nil {
 		return err
 	}
-	h := a.health.Load()
+	s := a.status.Load()
 	switch {
-	case !h.reconciled:
+	case !s.Reconciled:
 		return errors.New("consumer: assignment not applied yet")
-	case h.catchingUp > 0:
-		return fmt.Errorf("consumer: %d partitions catching up", h.catchingUp)
+	case s.CatchingUp > 0:
+		return fmt.Errorf("consumer: %d partitions catching up", s.CatchingUp)
 	}
 	return nil
 }
@@ -237,49 +297,12 @@ func (a *Applier) Ready() error {
 // ConsumerName returns the durable consumer name of the current incarnation (""
 // before registration).
 func (a *Applier) ConsumerName() string {
-	h := a.health.Load()
-	if h.inc == 0 {
+	s := a.status.Load()
+	if s.Inc == 0 {
 		return ""
 	}
-	return consumerName(a.opts.prefix, a.worker, h.inc)
+	return consumerName(a.opts.prefix, a.worker, s.Inc)
 }
 
-// setHealth updates the published health with f applied to a copy.
-func (a *Applier) setHealth(f func(*healthState)) {
-	for {
-		old := a.health.Load()
-		h := *old
-		f(&h)
-		if a.health.CompareAndSwap(old, &h) {
-			return
-		}
-	}
-}
-
-// mailbox holds the latest value of something and signals its arrival; older
-// values are overwritten (coalescing). A leaf type: its mutex guards v and has.
-type mailbox[T any] struct {
-	mu  *sync.Mutex
-	v   *T
-	sig chan struct{}
-}
-
-func newMailbox[T any]() mailbox[T] {
-	return mailbox[T]{mu: &sync.Mutex{}, v: new(T), sig: make(chan struct{}, 1)}
-}
-
-func (m mailbox[T]) put(v T) {
-	m.mu.Lock()
-	*m.v = v
-	m.mu.Unlock()
-	select {
-	case m.sig <- struct{}{}:
-	default:
-	}
-}
-
-func (m mailbox[T]) get() T {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return *m.v
-}
+// inc returns the current incarnation (0 before registration).
+func (a *Applier) inc() fsm.Incarnation { return a.status.Load().Inc }

@@ -2,41 +2,27 @@ package consumer
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
+
+	"github.com/batonhq/baton/internal/retry"
 )
 
-// backoff is jittered exponential backoff: each wait is drawn from [d/2, d],
-// and d doubles up to max. Used by every retry loop in the package.
+// backoff is retry.Backoff (jittered exponential: each wait drawn from
+// [d/2, d], d doubling up to max, throttling scaled up), under the names the
+// package's retry loops use.
 type backoff struct {
-	initial, max, cur time.Duration
+	b *retry.Backoff
 }
 
 func newBackoff(initial, max time.Duration) *backoff {
-	return &backoff{initial: initial, max: max, cur: initial}
+	return &backoff{b: retry.NewBackoff(initial, max)}
 }
 
 // next returns the next wait, scaled up for throttling errors.
-func (b *backoff) next(c class) time.Duration {
-	d := b.cur
-	if c == throttle {
-		d = min(4*d, b.max)
-	}
-	b.cur = min(2*b.cur, b.max)
-	return d/2 + rand.N(d/2+1)
-}
+func (b *backoff) next(c class) time.Duration { return b.b.Next(c) }
 
-func (b *backoff) reset() { b.cur = b.initial }
+func (b *backoff) reset() { b.b.Reset() }
 
 // wait sleeps the next backoff or until ctx ends; it reports whether ctx is
 // still live.
-func (b *backoff) wait(ctx context.Context, c class) bool {
-	t := time.NewTimer(b.next(c))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+func (b *backoff) wait(ctx context.Context, c class) bool { return b.b.Wait(ctx, c) }

@@ -116,7 +116,7 @@ func TestStoreReader_ReadsASubjectInOrder(t *testing.T) {
 					want = append(want, ack.Sequence)
 				}
 			}
-			r := newStoreReader(js, "S", direct, 100, nil)
+			r := newStreamReader(js, "S", direct, 100, nil)
 			var got []uint64
 			for seq := want[3]; ; {
 				msgs, err := r.next(ctx, "s.1", seq)

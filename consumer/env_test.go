@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -107,7 +108,11 @@ func (e *env) startWorker(id fsm.WorkerID, opts ...Option) *Applier {
 // startWorkerWith starts an applier with its own coordinator and handler.
 func (e *env) startWorkerWith(id fsm.WorkerID, coord Coordinator, h Handler, opts ...Option) *Applier {
 	e.t.Helper()
-	logger := slog.New(slog.NewTextHandler(tlog{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("BATON_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(tlog{e.t}, &slog.HandlerOptions{Level: level}))
 	opts = append([]Option{WithLogger(logger), WithCheckpointInterval(100 * time.Millisecond), WithAckWait(2 * time.Second)}, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -321,7 +326,8 @@ type record struct {
 	seq    fsm.StreamSeq
 	epoch  fsm.Epoch
 	worker fsm.WorkerID
-	at     time.Time
+	at     time.Time // handler entry
+	stored time.Time // the message's stream timestamp
 }
 
 // firstAt returns when the first message of p under epoch was handled.
@@ -339,10 +345,19 @@ func (r *recorder) firstAt(p fsm.PartitionID, e fsm.Epoch) time.Time {
 func newRecorder() *recorder { return &recorder{handled: map[fsm.PartitionID][]record{}} }
 
 func (r *recorder) handler(w fsm.WorkerID) Handler {
+	return r.working(w, 0)
+}
+
+// working is handler with work of the given duration per message, after the
+// record is taken (at handler entry).
+func (r *recorder) working(w fsm.WorkerID, work time.Duration) Handler {
 	return func(ctx context.Context, m *Msg) error {
 		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.handled[m.Partition] = append(r.handled[m.Partition], record{seq: m.Seq, epoch: m.Epoch, worker: w, at: time.Now()})
+		r.handled[m.Partition] = append(r.handled[m.Partition], record{seq: m.Seq, epoch: m.Epoch, worker: w, at: time.Now(), stored: m.Time})
+		r.mu.Unlock()
+		if work > 0 {
+			time.Sleep(work)
+		}
 		return nil
 	}
 }

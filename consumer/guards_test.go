@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/batonhq/baton/api/client"
+	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/internal/testcluster"
 )
@@ -143,31 +144,45 @@ func TestEmptyAssignment(t *testing.T) {
 	}
 }
 
-// TestCoalescing: a burst of assignment versions within the coalescing window
-// becomes at most two consumer updates: one at the first change (a lone change
-// is never delayed) and one at the end of the window.
+// TestCoalescing: filter requests that complete no handoff wait for the
+// coalescing window and become one consumer update, while an urgent one — a
+// handoff waits on it — is applied at once, taking the waiting ones with it.
 func TestCoalescing(t *testing.T) {
 	e := newEnv(t, jetstream.LimitsPolicy, 3)
 	reg := prometheus.NewRegistry()
-	a := e.startWorker("w1", WithCoalesce(time.Second), WithRegisterer(reg))
+	a := e.startWorker("w1", WithCoalesce(time.Hour), WithRegisterer(reg))
 	e.waitSettled()
 	applied := func() float64 {
 		return testutil.ToFloat64(a.metrics.updates.WithLabelValues("success")) + testutil.ToFloat64(a.metrics.updates.WithLabelValues("noop"))
 	}
-	before := applied()
-	asg := a.assign.get()
-	for i := 0; i < 50; i++ {
-		asg.Index++
-		a.assign.put(asg)
+	info, err := e.consumerInfo(a.ConsumerName())
+	if err != nil {
+		t.Fatal(err)
 	}
-	testcluster.Eventually(t, "the burst applied", func() error {
+	same := core.SetFilter{Version: 1, Inc: a.inc(), Subjects: info.Config.FilterSubjects}
+	before := applied()
+	for i := 0; i < 50; i++ {
+		a.filters.want(same) // within the (hour-long) window of the last update
+	}
+	urgent := same
+	urgent.Urgent = true
+	a.filters.want(urgent)
+	testcluster.Eventually(t, "the urgent request applied within the window", func() error {
 		if applied() == before {
 			return errors.New("not applied yet")
 		}
 		return nil
 	})
-	if n := applied() - before; n > 2 {
-		t.Fatalf("50 versions in a burst gave %v consumer updates, want at most 2", n)
+	// Let a wrongly applied extra update show up before counting.
+	a.filters.want(urgent)
+	testcluster.Eventually(t, "a second urgent request applied", func() error {
+		if n := applied() - before; n < 2 {
+			return fmt.Errorf("%v updates", n)
+		}
+		return nil
+	})
+	if n := applied() - before; n != 2 {
+		t.Fatalf("51 requests then 1 urgent one gave %v consumer updates within the window, want 2", n)
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	metricCheckpoints  = "baton_consumer_checkpoints_total"
 	metricFenced       = "baton_consumer_fenced_total"
 	metricCleanups     = "baton_consumer_cleanups_total"
+	metricStuck        = "baton_consumer_stuck_total"
 )
 
 type metrics struct {
@@ -45,6 +46,7 @@ type metrics struct {
 	checkpoints      prometheus.Counter
 	fenced           prometheus.Counter
 	cleanups         prometheus.Counter
+	stuck            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, worker string) *metrics {
@@ -70,10 +72,12 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: metricCheckpoints, Help: "Partition checkpoints reported.", ConstLabels: l}),
 		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: metricFenced, Help: "Times the worker fenced itself.", ConstLabels: l}),
 		cleanups:    prometheus.NewCounter(prometheus.CounterOpts{Name: metricCleanups, Help: "Gone workers' consumers cleaned or deleted.", ConstLabels: l}),
+		stuck: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricStuck,
+			Help: "Partitions that stayed in a transitional phase longer than the stuck threshold, by phase; their step is retried.", ConstLabels: l}, []string{"phase"}),
 	}
 	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations,
 		m.iteratorRestarts, m.heartbeatsMissed, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
-		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.cleanups}
+		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.cleanups, m.stuck}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c)

@@ -62,6 +62,7 @@ type options struct {
 	iteratorEscalate  int
 	subjectTemplate   string
 	controlBackoffMax time.Duration
+	stuckAfter        time.Duration
 }
 
 func defaultOptions() options {
@@ -71,7 +72,7 @@ func defaultOptions() options {
 		drainTimeout: 10 * time.Second, ackWait: 30 * time.Second, maxSubjects: 1000,
 		empty: EmptyPause, retries: 5, retryBackoff: 50 * time.Millisecond, retryMaxBackoff: 5 * time.Second,
 		prefix: "baton", weight: 1, catchupWindow: 256, janitorEvery: 2 * time.Minute,
-		iteratorEscalate: 3, controlBackoffMax: 10 * time.Second,
+		iteratorEscalate: 3, controlBackoffMax: 10 * time.Second, stuckAfter: 10 * time.Second,
 	}
 }
 
@@ -288,4 +289,12 @@ func WithSubjectTemplate(t string) Option {
 		o.subjectTemplate = t
 		return nil
 	})
+}
+
+// WithStuckAfter sets how long a partition may stay in a transitional phase
+// (covering, catching up, activating, draining, reporting a drain) before
+// Health reports it stuck, a metric counts it, and its step is retried from
+// scratch (default 10s).
+func WithStuckAfter(d time.Duration) Option {
+	return duration("stuck after", d, 100*time.Millisecond, func(o *options) { o.stuckAfter = d })
 }

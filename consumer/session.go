@@ -6,43 +6,40 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
 )
 
-// sessionState is what the session loop tells the reconciler.
-type sessionState struct {
-	inc      fsm.Incarnation
-	fenced   bool
-	ttl      time.Duration
-	interval time.Duration
-}
-
-// sessionLoop registers the worker, renews its session, and fences it: if no
-// heartbeat has been confirmed for most of the TTL, the leader may be about to
-// expire the session and give its partitions to others, so the worker stops
-// dispatching everything before that can happen. A heartbeat the leader refuses
-// (unknown session: expired, or replaced) means the partitions are gone; the
-// worker registers again as a new incarnation. Heartbeat calls are short
-// (heartbeatTimeout) and a failed one is retried soon, so that a call stuck on
-// a frozen node cannot hold the renewal back.
+// sessionLoop registers the worker and renews its session, and tells the
+// core what the claim store answered: a registration, a confirmed heartbeat
+// (with the time it was sent, from which the core counts the lease), or a
+// session the store no longer knows (expired, or replaced: the partitions are
+// gone, and the worker registers again as a new incarnation). It decides
+// nothing about fencing: the core does, against the clock, at every input.
+// Heartbeat calls are short (heartbeatTimeout) and a failed one is retried
+// soon, so that a call stuck on a frozen node cannot hold the renewal back.
 func (a *Applier) sessionLoop(ctx context.Context) {
 	b := newBackoff(100*time.Millisecond, a.opts.controlBackoffMax)
-	var st sessionState
+	var inc fsm.Incarnation
+	var ttl, interval time.Duration
 	register := func() bool {
 		for ctx.Err() == nil {
+			sent := time.Now()
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			reg, err := a.coord.Register(rctx, api.RegisterRequest{Worker: a.worker, Weight: a.opts.weight, Labels: a.opts.labels})
 			cancel()
 			if err == nil {
 				if reg.Worker != a.worker {
-					a.setHealth(func(h *healthState) { h.err = ErrWorkerMismatch })
 					a.log.Error("registration answered for another worker", "got", reg.Worker)
+					a.post(ctx, func(c *core.Core, now time.Time) {
+						c.Assign(now, fsm.Assignment{Worker: reg.Worker}) // recorded as a mismatch
+					})
 					return false
 				}
-				st = sessionState{inc: reg.Incarnation, ttl: ms(reg.SessionTTLMS, 5*time.Second), interval: ms(reg.HeartbeatIntervalMS, time.Second)}
-				a.log.Info("registered", "incarnation", st.inc, "ttl", st.ttl)
-				a.setHealth(func(h *healthState) { h.registered, h.inc, h.fenced = true, st.inc, false })
-				a.sess.put(st)
+				inc, ttl, interval = reg.Incarnation, ms(reg.SessionTTLMS, 5*time.Second), ms(reg.HeartbeatIntervalMS, time.Second)
+				a.log.Info("registered", "incarnation", inc, "ttl", ttl)
+				i, t := inc, ttl
+				a.post(ctx, func(c *core.Core, now time.Time) { c.Registered(now, i, t, sent) })
 				b.reset()
 				return true
 			}
@@ -59,9 +56,9 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 	lastOK := time.Now() // when the last confirmed heartbeat was sent
 	// retry spaces heartbeats after a failed one: soon, not an interval later
 	// (a failed call has already taken up to heartbeatTimeout).
-	retry := newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
+	retry := newBackoff(25*time.Millisecond, heartbeatTimeout(ttl, interval))
 	failed := 0 // heartbeats failed since the last confirmed one
-	t := time.NewTimer(st.interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -70,10 +67,10 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		sent := time.Now()
-		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(st.ttl, st.interval))
-		_, err := a.coord.Heartbeat(hctx, a.worker, st.inc)
+		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(ttl, interval))
+		_, err := a.coord.Heartbeat(hctx, a.worker, inc)
 		cancel()
-		next := st.interval
+		next := interval
 		switch {
 		case err == nil:
 			if failed > 0 {
@@ -82,35 +79,27 @@ func (a *Applier) sessionLoop(ctx context.Context) {
 			}
 			lastOK, failed = sent, 0
 			retry.reset()
-			if st.fenced {
-				a.log.Info("session renewed; unfencing")
-				st.fenced = false
-				a.setHealth(func(h *healthState) { h.fenced = false })
-				a.sess.put(st)
-			}
+			i := inc
+			a.post(ctx, func(c *core.Core, now time.Time) { c.Renewed(now, i, sent) })
 		case isUnknownSession(err) && a.leaving():
 			// A worker that left gracefully is gone as far as the claim store
 			// is concerned: nothing to renew, and nothing to register again.
-			a.log.Info("left the cluster", "incarnation", st.inc)
+			a.log.Info("left the cluster", "incarnation", inc)
+			i := inc
+			a.post(ctx, func(c *core.Core, now time.Time) { c.SessionLost(now, i) })
 			return
 		case isUnknownSession(err):
-			a.log.Warn("session lost; registering again", "incarnation", st.inc, "err", err)
-			a.fence(&st)
+			a.log.Warn("session lost; registering again", "incarnation", inc, "err", err)
+			i := inc
+			a.post(ctx, func(c *core.Core, now time.Time) { c.SessionLost(now, i) })
 			if !register() {
 				return
 			}
 			lastOK, failed = time.Now(), 0
-			retry = newBackoff(25*time.Millisecond, heartbeatTimeout(st.ttl, st.interval))
+			retry = newBackoff(25*time.Millisecond, heartbeatTimeout(ttl, interval))
 		default:
 			failed++
 			a.log.Debug("heartbeat", "err", err)
-			// Fence with a margin of a fifth of the TTL: the leader counts
-			// from the heartbeat it last received, which was sent no earlier
-			// than lastOK.
-			if time.Since(lastOK) > st.ttl-st.ttl/5 && !st.fenced {
-				a.log.Warn("session not renewed within its TTL; fencing", "since", time.Since(lastOK))
-				a.fence(&st)
-			}
 			// Try again soon rather than an interval later. A call cut
 			// short by its bound was stuck on a node that stopped; the client
 			// avoids that node now and the next call goes elsewhere, at once.
@@ -146,13 +135,6 @@ func (a *Applier) leaving() bool {
 	}
 }
 
-func (a *Applier) fence(st *sessionState) {
-	st.fenced = true
-	a.metrics.fenced.Inc()
-	a.setHealth(func(h *healthState) { h.fenced = true })
-	a.sess.put(*st)
-}
-
 func isUnknownSession(err error) bool {
 	var ae *api.Error
 	return errors.As(err, &ae) && (ae.Code == api.CodeUnknownSession || ae.Code == "unknown_worker" || ae.Code == "stale_incarnation")
@@ -171,7 +153,7 @@ func (a *Applier) watchLoop(ctx context.Context) {
 	b := newBackoff(100*time.Millisecond, a.opts.controlBackoffMax)
 	var idx fsm.RaftIndex
 	for ctx.Err() == nil {
-		if a.sess.get().inc == 0 {
+		if a.inc() == 0 {
 			// Not registered yet: the assignment means nothing before that.
 			select {
 			case <-ctx.Done():
@@ -191,7 +173,8 @@ func (a *Applier) watchLoop(ctx context.Context) {
 			if errors.As(err, &ae) && ae.Code == string(fsm.CodeUnknownWorker) {
 				// Forgotten (left, or expired owning nothing): an empty
 				// assignment as far as this worker is concerned.
-				a.assign.put(fsm.Assignment{Worker: a.worker, State: fsm.WorkerGone, Index: next})
+				gone := fsm.Assignment{Worker: a.worker, State: fsm.WorkerGone, Index: next}
+				a.post(ctx, func(c *core.Core, now time.Time) { c.Assign(now, gone) })
 				idx = next
 			}
 			a.log.Debug("watch assignment", "err", err)
@@ -200,6 +183,6 @@ func (a *Applier) watchLoop(ctx context.Context) {
 		}
 		b.reset()
 		idx = next
-		a.assign.put(asg)
+		a.post(ctx, func(c *core.Core, now time.Time) { c.Assign(now, asg) })
 	}
 }

@@ -90,7 +90,7 @@ func (s *sim) workersAct() {
 			s.apply("worker:"+string(w.ID), fsm.Activate{Worker: w.ID, Incarnation: w.Incarnation, Items: act})
 		}
 		if len(drain) > 0 {
-			s.apply("worker:"+string(w.ID), fsm.Drain{Worker: w.ID, Incarnation: w.Incarnation, Items: drain})
+			s.apply("worker:"+string(w.ID), fsm.DrainReport{Worker: w.ID, Incarnation: w.Incarnation, Items: drain})
 		}
 	}
 }

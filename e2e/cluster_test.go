@@ -229,41 +229,46 @@ func settled(t *testing.T, c *client.Client, workers ...fsm.WorkerID) {
 	eventually(t, "placement settled", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		wl, err := c.Workers(ctx)
-		if err != nil {
-			return err
-		}
-		active := map[fsm.WorkerID]bool{}
-		for _, w := range wl.Workers {
-			if w.State == fsm.WorkerActive {
-				active[w.ID] = true
-			}
-		}
-		for _, w := range workers {
-			if !active[w] {
-				return fmt.Errorf("worker %s is not active", w)
-			}
-		}
-		if len(active) != len(workers) {
-			return fmt.Errorf("%d active workers, want %d", len(active), len(workers))
-		}
-		for p, err := range c.AllPartitions(ctx) {
-			if err != nil {
-				return err
-			}
-			if p.Phase != fsm.PhaseActive || p.PendingHandoff != nil {
-				return fmt.Errorf("partition %s is %s on %s", p.ID, p.Phase, p.Owner)
-			}
-		}
-		h, err := c.Handoffs(ctx)
-		if err != nil {
-			return err
-		}
-		if len(h.Handoffs) > 0 {
-			return fmt.Errorf("%d handoffs pending", len(h.Handoffs))
-		}
-		return nil
+		return placementSettled(ctx, c, workers...)
 	})
+}
+
+// placementSettled says why placement is not settled (see settled), or nil.
+func placementSettled(ctx context.Context, c *client.Client, workers ...fsm.WorkerID) error {
+	wl, err := c.Workers(ctx)
+	if err != nil {
+		return err
+	}
+	active := map[fsm.WorkerID]bool{}
+	for _, w := range wl.Workers {
+		if w.State == fsm.WorkerActive {
+			active[w.ID] = true
+		}
+	}
+	for _, w := range workers {
+		if !active[w] {
+			return fmt.Errorf("worker %s is not active", w)
+		}
+	}
+	if len(active) != len(workers) {
+		return fmt.Errorf("%d active workers, want %d", len(active), len(workers))
+	}
+	for p, err := range c.AllPartitions(ctx) {
+		if err != nil {
+			return err
+		}
+		if p.Phase != fsm.PhaseActive || p.PendingHandoff != nil {
+			return fmt.Errorf("partition %s is %s on %s", p.ID, p.Phase, p.Owner)
+		}
+	}
+	h, err := c.Handoffs(ctx)
+	if err != nil {
+		return err
+	}
+	if len(h.Handoffs) > 0 {
+		return fmt.Errorf("%d handoffs pending", len(h.Handoffs))
+	}
+	return nil
 }
 
 // ownerCount returns how many partitions each worker owns.

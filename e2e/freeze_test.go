@@ -198,11 +198,14 @@ type workerProc struct {
 	health string
 }
 
-func startRecordingWorker(t *testing.T, id fsm.WorkerID, natsURL, addr, record string) *workerProc {
+// startRecordingWorker starts a worker that records what it handles, with
+// extra flags appended, and waits until it is ready.
+func startRecordingWorker(t *testing.T, id fsm.WorkerID, natsURL, addr, record string, extra ...string) *workerProc {
 	t.Helper()
-	p := start(t, string(id), "worker", "--worker-id", string(id), "--nats", natsURL, "--stream", "ORDERS",
+	args := []string{"worker", "--worker-id", string(id), "--nats", natsURL, "--stream", "ORDERS",
 		"--addr", addr, "--record", record, "--checkpoint-interval", "200ms", "--handler", "count",
-		"--report-interval", "0", "--health-addr", "127.0.0.1:0", "--log-format", "json")
+		"--report-interval", "0", "--health-addr", "127.0.0.1:0", "--log-format", "json"}
+	p := start(t, string(id), append(args, extra...)...)
 	w := &workerProc{proc: p, health: "http://" + str(p.waitLog("health listening")["health_addr"])}
 	eventually(t, string(id)+" ready", func() error { return probe(w.health + "/readyz") })
 	return w
@@ -274,6 +277,7 @@ type leaderFreeze struct {
 	healthy   []*server
 	start     time.Time
 	resumed   chan struct{} // closed once SIGCONT was sent
+	thawAt    time.Time     // when SIGCONT was sent; set before resumed closes
 	from      fsm.RaftIndex // the audit's last index before the freeze
 	newLeader time.Duration // from the freeze until a healthy node led
 }
@@ -301,6 +305,7 @@ func freezeLeader(t *testing.T, servers []*server, d time.Duration) *leaderFreez
 	f.leader.signal(syscall.SIGSTOP)
 	thaw := time.AfterFunc(d, func() {
 		_ = pid.Signal(syscall.SIGCONT)
+		f.thawAt = time.Now()
 		close(f.resumed)
 	})
 	t.Cleanup(func() {

@@ -170,10 +170,40 @@ func probe(url string) error {
 	return nil
 }
 
-// readRecords reads every worker's record file: "partition seq epoch" lines,
-// in the order each worker handled them.
+// readRecords reads every worker's record file (readHandlings) as the
+// delivery checker's records.
 func readRecords(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]delivery.Record, error) {
-	out := map[fsm.PartitionID][]delivery.Record{}
+	hs, err := readHandlings(files)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[fsm.PartitionID][]delivery.Record, len(hs))
+	for p, list := range hs {
+		recs := make([]delivery.Record, len(list))
+		for i, h := range list {
+			recs[i] = h.Record
+		}
+		out[p] = recs
+	}
+	return out, nil
+}
+
+// handling is one line of a worker's record file: a message its handler
+// handled, and when and how the handler ran.
+type handling struct {
+	delivery.Record
+	// Start and End are the handler's entry and return, on the worker's
+	// wall clock (every process of a test runs on one machine).
+	Start, End time.Time
+	// Cancelled: the handler's context was cancelled when it returned.
+	Cancelled bool
+}
+
+// readHandlings reads every worker's record file: "partition seq epoch start
+// end cancelled" lines (cmd/baton's --record), per partition, each worker's
+// in the order it handled them.
+func readHandlings(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]handling, error) {
+	out := map[fsm.PartitionID][]handling{}
 	for w, path := range files {
 		f, err := os.Open(path)
 		if os.IsNotExist(err) {
@@ -184,14 +214,13 @@ func readRecords(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]delivery.
 		}
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
-			var p string
-			var seq, epoch uint64
-			if _, err := fmt.Sscanf(sc.Text(), "%s %d %d", &p, &seq, &epoch); err != nil {
+			h, err := parseHandling(sc.Text())
+			if err != nil {
 				f.Close()
-				return nil, fmt.Errorf("%s: line %q: %w", path, sc.Text(), err)
+				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			pid := fsm.PartitionID(p)
-			out[pid] = append(out[pid], delivery.Record{Partition: pid, Seq: fsm.StreamSeq(seq), Epoch: fsm.Epoch(epoch), Worker: w})
+			h.Worker = w
+			out[h.Partition] = append(out[h.Partition], h)
 		}
 		err = sc.Err()
 		f.Close()
@@ -200,6 +229,24 @@ func readRecords(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]delivery.
 		}
 	}
 	return out, nil
+}
+
+func parseHandling(line string) (handling, error) {
+	var p string
+	var seq, epoch uint64
+	var start, end int64
+	var cancelled int
+	if _, err := fmt.Sscanf(line, "%s %d %d %d %d %d", &p, &seq, &epoch, &start, &end, &cancelled); err != nil {
+		return handling{}, fmt.Errorf("line %q: %w", line, err)
+	}
+	if cancelled != 0 && cancelled != 1 {
+		return handling{}, fmt.Errorf("line %q: cancelled is %d, want 0 or 1", line, cancelled)
+	}
+	pid := fsm.PartitionID(p)
+	return handling{
+		Record: delivery.Record{Partition: pid, Seq: fsm.StreamSeq(seq), Epoch: fsm.Epoch(epoch)},
+		Start:  time.Unix(0, start), End: time.Unix(0, end), Cancelled: cancelled == 1,
+	}, nil
 }
 
 // publisher publishes to random partitions every few milliseconds and

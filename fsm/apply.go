@@ -231,7 +231,7 @@ func (a *applier) dispatch(b Body) {
 		for i, it := range b.Items {
 			a.item(i, a.prepare(it))
 		}
-	case Drain:
+	case DrainReport:
 		if a.err = a.reporter(b.Worker, b.Incarnation); a.err == nil {
 			for i, it := range b.Items {
 				a.item(i, a.drain(b.Worker, it))

@@ -121,7 +121,7 @@ func BenchmarkApply_Handoff(b *testing.B) {
 		apply(fsm.Prepare{Items: []fsm.PrepareItem{{Partition: id, Epoch: p.Epoch, From: from, To: to, DrainTimeout: int64(time.Second)}}})
 		p, _ = s.PartitionView(id)
 		wf, _ := s.Worker(from)
-		apply(fsm.Drain{Worker: from, Incarnation: wf.Incarnation, Items: []fsm.DrainItem{{Handoff: p.Handoff, Partition: id, Epoch: p.Epoch, ThroughSeq: p.Checkpoint + 5}}})
+		apply(fsm.DrainReport{Worker: from, Incarnation: wf.Incarnation, Items: []fsm.DrainItem{{Handoff: p.Handoff, Partition: id, Epoch: p.Epoch, ThroughSeq: p.Checkpoint + 5}}})
 		apply(fsm.Commit{Items: []fsm.CommitItem{{Handoff: p.Handoff, Partition: id}}})
 		wt, _ := s.Worker(to)
 		apply(fsm.Activate{Worker: to, Incarnation: wt.Incarnation, Items: []fsm.ActivateItem{{Partition: id, Epoch: p.Epoch + 1}}})

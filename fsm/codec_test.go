@@ -22,7 +22,7 @@ func sampleBodies() []Body {
 		RemovePartitions{Partitions: []PartitionID{"p1", "p2"}},
 		Claim{Items: []ClaimItem{{Partition: "p1", Worker: "w1"}, {Partition: "p2", Worker: "w2"}}},
 		Prepare{Items: []PrepareItem{{Partition: "p1", Epoch: 4, From: "w1", To: "w2", Reason: "rebalance", DrainTimeout: -1 << 40}}},
-		Drain{Worker: "w1", Incarnation: 3, Items: []DrainItem{{Handoff: 9, Partition: "p1", Epoch: 4, ThroughSeq: 1 << 60}}},
+		DrainReport{Worker: "w1", Incarnation: 3, Items: []DrainItem{{Handoff: 9, Partition: "p1", Epoch: 4, ThroughSeq: 1 << 60}}},
 		Commit{Items: []CommitItem{{Handoff: 9, Partition: "p1"}}},
 		ForceCommit{Items: []ForceItem{{Partition: "p1", Epoch: 4, To: "w3", Reason: ForceDrainDeadline}}},
 		Activate{Worker: "w2", Incarnation: 5, Items: []ActivateItem{{Partition: "p1", Epoch: 5}}},

@@ -52,7 +52,7 @@ var commandTypes = [cmdTypeEnd]struct {
 	CmdRemovePartitions: {"remove_partitions", RemovePartitions{}},
 	CmdClaim:            {"claim", Claim{}},
 	CmdPrepare:          {"prepare", Prepare{}},
-	CmdDrain:            {"drain", Drain{}},
+	CmdDrain:            {"drain", DrainReport{}},
 	CmdCommit:           {"commit", Commit{}},
 	CmdForceCommit:      {"force_commit", ForceCommit{}},
 	CmdActivate:         {"activate", Activate{}},
@@ -348,16 +348,17 @@ type DrainItem struct {
 	ThroughSeq StreamSeq   `json:"through_seq"`
 }
 
-// Drain carries a worker's drain reports.
-type Drain struct {
+// DrainReport carries a worker's reports that drains are done: a handoff's
+// [Prepare] starts the drain, and this command ends it (the [Drained] events).
+type DrainReport struct {
 	Worker      WorkerID    `json:"worker"`
 	Incarnation Incarnation `json:"incarnation"`
 	Items       []DrainItem `json:"items,omitempty"`
 }
 
-func (Drain) Type() CommandType { return CmdDrain }
-func (b Drain) items() int      { return len(b.Items) }
-func (b Drain) walk(w *walker) Body {
+func (DrainReport) Type() CommandType { return CmdDrain }
+func (b DrainReport) items() int      { return len(b.Items) }
+func (b DrainReport) walk(w *walker) Body {
 	w.worker("worker", &b.Worker, 0)
 	w.incarnation("incarnation", &b.Incarnation, optional)
 	list(w, "items", &b.Items, maxItems, func(w *walker, it *DrainItem) {

@@ -32,7 +32,7 @@
 //	return res               // res.Err / res.Items carry rejections to the proposer
 //
 // A proposer builds commands with a [Header] (request id, actor, cause, leader time)
-// and one body ([Join], [Claim], [Prepare], [Drain], [Commit], ...), encodes them with
+// and one body ([Join], [Claim], [Prepare], [DrainReport], [Commit], ...), encodes them with
 // [EncodeCommand], and retries an unknown outcome with the same request id: Apply
 // returns the first result for a request id it has already applied and emits nothing.
 //

@@ -38,7 +38,7 @@ func TestInvariant7_NoCommittedEntryStopsANode(t *testing.T) {
 		{"label value of 70,000 bytes", Join{Worker: "w1", Labels: []Label{{Key: "zone", Value: huge}}}},
 		{"label key of 70,000 bytes", Join{Worker: "w1", Labels: []Label{{Key: huge, Value: "a"}}}},
 		{"checkpoint item's partition id", Checkpoint{Worker: "w1", Incarnation: 1, Items: []CheckpointItem{{Partition: PartitionID(huge), Epoch: 1, Seq: 1}}}},
-		{"drained item's partition id", Drain{Worker: "w1", Incarnation: 1, Items: []DrainItem{{Handoff: 1, Partition: PartitionID(huge)}}}},
+		{"drained item's partition id", DrainReport{Worker: "w1", Incarnation: 1, Items: []DrainItem{{Handoff: 1, Partition: PartitionID(huge)}}}},
 		{"released item's partition id", Release{Worker: "w1", Incarnation: 1, Items: []ReleaseItem{{Partition: PartitionID(huge)}}}},
 		{"activated item's partition id", Activate{Worker: "w1", Incarnation: 1, Items: []ActivateItem{{Partition: PartitionID(huge)}}}},
 		{"move reason", Prepare{Items: []PrepareItem{{Partition: "p1", Epoch: 1, From: "w1", To: "w2", Reason: huge}}}},

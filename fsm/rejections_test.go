@@ -70,7 +70,7 @@ func TestRejections(t *testing.T) {
 		{"cordon unknown worker", fsm.Cordon{Worker: "w9", On: true}, fsm.ErrUnknownWorker},
 		{"pin to unknown worker", fsm.Pin{Partition: "p1", Worker: "w9"}, fsm.ErrUnknownWorker},
 		{"pin unknown partition", fsm.Pin{Partition: "p9", Worker: "w1"}, fsm.ErrUnknownPartition},
-		{"drain unknown handoff", fsm.Drain{Worker: "w1", Incarnation: 1, Items: []fsm.DrainItem{{Handoff: 99, Partition: "p2", Epoch: 1}}}, fsm.ErrUnknownHandoff},
+		{"drain unknown handoff", fsm.DrainReport{Worker: "w1", Incarnation: 1, Items: []fsm.DrainItem{{Handoff: 99, Partition: "p2", Epoch: 1}}}, fsm.ErrUnknownHandoff},
 		{"commit unknown handoff", fsm.Commit{Items: []fsm.CommitItem{{Handoff: 99, Partition: "p2"}}}, fsm.ErrUnknownHandoff},
 		{"abort unknown handoff", fsm.Abort{Items: []fsm.AbortItem{{Handoff: 99, Partition: "p2"}}}, fsm.ErrUnknownHandoff},
 		{"remove unknown node", fsm.RemoveNode{Node: "n9"}, fsm.ErrUnknownNode},
@@ -78,7 +78,7 @@ func TestRejections(t *testing.T) {
 		{"remove unknown partition", fsm.RemovePartitions{Partitions: []fsm.PartitionID{"p9"}}, fsm.ErrUnknownPartition},
 		// Stale epochs and incarnations.
 		{"prepare at stale epoch", fsm.Prepare{Items: []fsm.PrepareItem{{Partition: "p1", Epoch: 0, From: "w1", To: "w2"}}}, fsm.ErrStaleEpoch},
-		{"drain at stale epoch", fsm.Drain{Worker: "w1", Incarnation: 1, Items: []fsm.DrainItem{{Handoff: 1, Partition: "p2", Epoch: 2, ThroughSeq: 5}}}, fsm.ErrStaleEpoch},
+		{"drain at stale epoch", fsm.DrainReport{Worker: "w1", Incarnation: 1, Items: []fsm.DrainItem{{Handoff: 1, Partition: "p2", Epoch: 2, ThroughSeq: 5}}}, fsm.ErrStaleEpoch},
 		{"checkpoint at stale epoch", fsm.Checkpoint{Worker: "w1", Incarnation: 1, Items: []fsm.CheckpointItem{{Partition: "p1", Epoch: 2, Seq: 11}}}, fsm.ErrStaleEpoch},
 		{"release at stale epoch", fsm.Release{Worker: "w1", Incarnation: 1, Items: []fsm.ReleaseItem{{Partition: "p1", Epoch: 3, ThroughSeq: 11}}}, fsm.ErrStaleEpoch},
 		{"activate at stale epoch", fsm.Activate{Worker: "w4", Incarnation: 4, Items: []fsm.ActivateItem{{Partition: "p4", Epoch: 9}}}, fsm.ErrStaleEpoch},
@@ -98,7 +98,7 @@ func TestRejections(t *testing.T) {
 		{"force a live owner", fsm.ForceCommit{Items: []fsm.ForceItem{{Partition: "p1", Epoch: 1, To: "w2", Reason: fsm.ForceOwnerLeft}}}, fsm.ErrNotForceable},
 		{"force before a deadline", fsm.ForceCommit{Items: []fsm.ForceItem{{Partition: "p2", Epoch: 1, To: "w2", Reason: fsm.ForceDrainDeadline}}}, fsm.ErrNotForceable},
 		// Wrong worker.
-		{"drain by non-owner", fsm.Drain{Worker: "w2", Incarnation: 2, Items: []fsm.DrainItem{{Handoff: 1, Partition: "p2", Epoch: 1}}}, fsm.ErrNotOwner},
+		{"drain by non-owner", fsm.DrainReport{Worker: "w2", Incarnation: 2, Items: []fsm.DrainItem{{Handoff: 1, Partition: "p2", Epoch: 1}}}, fsm.ErrNotOwner},
 		{"checkpoint by non-owner", fsm.Checkpoint{Worker: "w2", Incarnation: 2, Items: []fsm.CheckpointItem{{Partition: "p1", Epoch: 1, Seq: 11}}}, fsm.ErrNotOwner},
 		{"release by non-owner", fsm.Release{Worker: "w2", Incarnation: 2, Items: []fsm.ReleaseItem{{Partition: "p1", Epoch: 1, ThroughSeq: 11}}}, fsm.ErrNotOwner},
 		{"activate by non-owner", fsm.Activate{Worker: "w2", Incarnation: 2, Items: []fsm.ActivateItem{{Partition: "p4", Epoch: 1}}}, fsm.ErrNotOwner},

@@ -270,10 +270,10 @@ func (mc *machine) Drain(t *rapid.T) {
 		it.Handoff = p.h.id
 	}
 	if !mc.m.reporter(w, inc) {
-		mc.apply(fsm.Drain{Worker: w, Incarnation: inc, Items: []fsm.DrainItem{it}}, []bool{false}, "worker:"+string(w))
+		mc.apply(fsm.DrainReport{Worker: w, Incarnation: inc, Items: []fsm.DrainItem{it}}, []bool{false}, "worker:"+string(w))
 		return
 	}
-	mc.apply(fsm.Drain{Worker: w, Incarnation: inc, Items: []fsm.DrainItem{it}}, []bool{mc.m.drain(w, it)}, "worker:"+string(w))
+	mc.apply(fsm.DrainReport{Worker: w, Incarnation: inc, Items: []fsm.DrainItem{it}}, []bool{mc.m.drain(w, it)}, "worker:"+string(w))
 }
 
 func (mc *machine) Commit(t *rapid.T) {

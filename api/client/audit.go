@@ -17,6 +17,7 @@ import (
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // AuditQuery selects audit events; every set field must match and zero fields
@@ -167,6 +168,7 @@ type follow struct {
 
 func (f *follow) run(ctx context.Context) {
 	i := f.c.rt.pick(false, noLeader)
+	b := f.c.newBackoff()
 	failures := 0
 	for {
 		delivered, err := f.connect(ctx, i)
@@ -179,6 +181,7 @@ func (f *follow) run(ctx context.Context) {
 		}
 		if delivered {
 			failures = 0
+			b.Reset()
 		} else {
 			failures++
 		}
@@ -189,7 +192,7 @@ func (f *follow) run(ctx context.Context) {
 		// The node ended the stream, could not be reached or went silent: it
 		// may be gone, so the next attempt goes to the next address.
 		next := f.c.rt.pick(false, i)
-		wait := f.c.backoff(max(failures-1, 0))
+		wait := b.Next(retry.Classify(err))
 		f.c.opts.logger.Debug("baton client reconnecting audit follow", "node", f.c.rt.addrs[i], "next", f.c.rt.addrs[next],
 			"after", f.last, "wait", wait, "err", err)
 		i = next

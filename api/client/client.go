@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // maxResponseBytes bounds a response body read into memory. The server bounds
@@ -176,6 +176,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	}
 	toLeader := c.toLeader(r)
 	prev := noLeader
+	b := c.newBackoff()
 	var last error
 	for attempt := 0; ; attempt++ {
 		i := c.rt.pick(toLeader, prev)
@@ -204,7 +205,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 		// one knows where to go: the next goes at once.
 		var wait time.Duration
 		if o == outRetry || o == outUnreachable {
-			wait = c.backoff(attempt)
+			wait = b.Next(retry.Classify(err))
 			if len(c.rt.addrs) == 1 {
 				// A lone node asks us to come back later; with several,
 				// the next one may well answer now.
@@ -505,15 +506,11 @@ func codeOfStatus(status int) string {
 	return api.CodeInternal
 }
 
-// backoff returns the wait before retry attempt+1: a random time in [d/2, d]
-// with d = min(backoffMin·2^attempt, backoffMax), so that clients retrying
-// together spread out.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.opts.backoffMax
-	if attempt < 30 {
-		d = min(c.opts.backoffMin<<attempt, c.opts.backoffMax)
-	}
-	return d/2 + mrand.N(d/2+1)
+// newBackoff returns the back-off of one call's (or one audit follow's)
+// retries: retry's jittered exponential back-off between WithBackoff's
+// bounds, so that clients retrying together spread out.
+func (c *Client) newBackoff() *retry.Backoff {
+	return retry.NewBackoff(c.opts.backoffMin, c.opts.backoffMax)
 }
 
 func retryAfter(h http.Header) time.Duration {

@@ -7,8 +7,9 @@
 // X-Baton-Leader header); writes, heartbeats and reads at the default or
 // linearizable consistency go straight to it once known (when it is one of the
 // client's addresses), so no follower has to forward them. Other calls go to
-// the last node that answered. On a connection failure or a 503/504 answer (no
-// leader, not ready, unknown outcome, shutting down) a call is retried on the
+// the last node that answered. On a connection failure or a 5xx answer (no
+// leader, not ready, unknown outcome, shutting down, a time-out, or an internal
+// error, after which a write's outcome is unknown too) a call is retried on the
 // next address (or the leader, if the answer named one) after a jittered
 // exponential back-off, within WithRetries and the call's context. 4xx answers
 // are never retried. Every write carries a request id (X-Request-Id), generated

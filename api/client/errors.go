@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // Errors of the client itself. Each is wrapped with the operation and its ids
@@ -64,22 +65,19 @@ var (
 	ErrUnavailable = &api.Error{Code: api.CodeUnavailable}
 	// ErrTimeout: the server gave up waiting (for raft, for a read index).
 	ErrTimeout = &api.Error{Code: api.CodeTimeout}
-	// ErrInternal: a server bug.
+	// ErrInternal: a failure the server did not expect (a bug, or an error
+	// of one node's raft, disk or encoding); a write's outcome is unknown.
+	// Retried like a 503 (the same request id settles a write), and returned
+	// when the retries run out.
 	ErrInternal = &api.Error{Code: api.CodeInternal}
 )
 
 // retryable reports whether an API error may go away on another node or a
-// little later: the node has no leader, is not ready, is shutting down, or the
-// write's outcome is unknown (retried with the same request id, so the server
-// dedupes). 4xx answers never are.
-func retryable(e *api.Error) bool {
-	switch e.Code {
-	case api.CodeNoLeader, api.CodeNotLeader, api.CodeUnknownOutcome, api.CodeNotReady,
-		api.CodeUnavailable, api.CodeTimeout:
-		return true
-	}
-	return false
-}
+// little later (retry.Classify, the policy the consumer shares): the node has
+// no leader, is not ready, is shutting down, timed out, failed unexpectedly
+// (internal), or the write's outcome is unknown; a write is retried with the
+// same request id, so the server dedupes. 4xx answers never are.
+func retryable(e *api.Error) bool { return retry.Classify(e) != retry.Terminal }
 
 // BatchError lists the rejected items of a batch write (drained, activated,
 // checkpoints, released, declare, remove partitions). Items holds one entry per

@@ -42,7 +42,8 @@ func TestErrors_DecodedAndClassified(t *testing.T) {
 		{"no leader", 503, `{"error":{"code":"no_leader","message":"m","status":503}}`, client.ErrNoLeader, 3},
 		{"unknown outcome", 503, `{"error":{"code":"unknown_outcome","message":"m","status":503}}`, client.ErrUnknownOutcome, 3},
 		{"teapot", 418, `short and stout`, client.ErrInternal, 1},
-		{"internal", 500, `{"error":{"code":"internal","message":"bug","status":500}}`, client.ErrInternal, 1},
+		{"internal: a write's outcome is unknown, another node may answer", 500, `{"error":{"code":"internal","message":"bug","status":500}}`, client.ErrInternal, 3},
+		{"a proxy's 500 page", 500, `<html>internal server error</html>`, client.ErrInternal, 3},
 		{"garbage 200", 200, `{"index":`, client.ErrBadResponse, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -197,8 +197,9 @@ func WithAttemptTimeout(d time.Duration) Option {
 
 // WithRetries sets how many times a call is retried after its first attempt
 // (default DefaultRetries; 0 disables retries; at most 1000). Only connection
-// failures, attempt time-outs and 503/504 answers are retried, on the next
-// address (or the leader, once a node has named it); 4xx answers never are.
+// failures, attempt time-outs and 5xx answers (internal, no leader, not ready,
+// unknown outcome, unavailable, timeout) are retried, on the next address (or
+// the leader, once a node has named it); 4xx answers never are.
 func WithRetries(n int) Option {
 	return optionFunc(func(o *options) error {
 		if n < 0 || n > maxRetries {
@@ -209,9 +210,11 @@ func WithRetries(n int) Option {
 	})
 }
 
-// WithBackoff bounds the jittered exponential back-off between attempts: the
-// n-th retry waits a random time in [d/2, d] with d = min(initial·2ⁿ, max).
-// Defaults DefaultBackoffMin and DefaultBackoffMax.
+// WithBackoff bounds the jittered exponential back-off between attempts: each
+// back-off of a call waits a random time in [d/2, d], where d is initial for
+// the first and doubles for each next one, up to max. (Attempts that timed out
+// or were redirected go on at once, without one.) Defaults DefaultBackoffMin
+// and DefaultBackoffMax.
 func WithBackoff(initial, max time.Duration) Option {
 	return optionFunc(func(o *options) error {
 		if initial <= 0 || max < initial {

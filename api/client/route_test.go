@@ -196,6 +196,8 @@ func TestClassifyAttempt(t *testing.T) {
 		{"a 2xx just before a context ended", nil, errAttemptTimeout, nil, outDone},
 		{"a 4xx is every node's answer", &api.Error{Code: api.CodeNotFound, Status: 404}, nil, nil, outFinal},
 		{"a 503 may differ elsewhere", &api.Error{Code: api.CodeNoLeader, Status: 503}, nil, nil, outRetry},
+		{"a 500 internal: the outcome is unknown, another node may answer", &api.Error{Code: api.CodeInternal, Status: 500}, nil, nil, outRetry},
+		{"a proxy's 418 decodes as internal but is a 4xx", &api.Error{Code: api.CodeInternal, Status: 418}, nil, nil, outFinal},
 		{"an answer counts even if the attempt's time ran out just after", &api.Error{Code: api.CodeNotReady, Status: 503}, errAttemptTimeout, nil, outRetry},
 		{"a body that is not Baton's", fmt.Errorf("%w: not JSON", ErrBadResponse), nil, nil, outFinal},
 		{"a refused connection", transport, nil, nil, outUnreachable},

@@ -23,7 +23,7 @@ func (s *Server) routes() {
 	}))})
 	s.route(api.PathAssignment, map[string]method{"GET": {role: RoleRead, handler: s.assignment}})
 	s.route(api.PathDrained, map[string]method{"POST": work(report(s, "drained", true, checkDrained, func(w fsm.WorkerID, req api.DrainedRequest) fsm.Body {
-		return fsm.Drain{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
+		return fsm.DrainReport{Worker: w, Incarnation: req.Incarnation, Items: req.Items}
 	}))})
 	s.route(api.PathActivated, map[string]method{"POST": work(report(s, "activated", true, checkActivated, func(w fsm.WorkerID, req api.ActivatedRequest) fsm.Body {
 		return fsm.Activate{Worker: w, Incarnation: req.Incarnation, Items: req.Items}

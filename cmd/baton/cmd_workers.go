@@ -57,36 +57,40 @@ func printWorkers(c clientFlags, wl api.WorkerList, owned map[fsm.WorkerID]int) 
 	}
 }
 
-func runDrain(args []string) error {
-	f := newFlags("drain", "baton drain WORKER [--undo] [flags]", `
+// runCordon is `baton cordon` (and its older name, `baton drain`, kept for
+// scripts: in Baton a drain is what an old owner does in a handoff).
+func runCordon(verb string) func([]string) error {
+	return func(args []string) error {
+		f := newFlags(verb, "baton "+verb+" WORKER [--undo] [flags]", `
 Cordons a worker for maintenance: it receives nothing new and the controller
 hands its partitions to others with graceful handoffs. The worker keeps running
 (stop it once 'baton workers' shows it owns nothing). --undo puts it back in
 service.`, 1, 1)
-	var c clientFlags
-	undo := f.Bool("undo", false, "undrain (uncordon) the worker")
-	pos, cl, ctx, done, err := c.connect(f, args)
-	if err != nil {
-		return err
+		var c clientFlags
+		undo := f.Bool("undo", false, "uncordon the worker")
+		pos, cl, ctx, done, err := c.connect(f, args)
+		if err != nil {
+			return err
+		}
+		defer done()
+		w, err := workerArg("WORKER", pos[0])
+		if err != nil {
+			return err
+		}
+		r, err := cl.Cordon(ctx, w, !*undo)
+		what := "cordon " + string(w)
+		if *undo {
+			what = "uncordon " + string(w)
+		}
+		return c.printWrite(what, r, err)
 	}
-	defer done()
-	w, err := workerArg("WORKER", pos[0])
-	if err != nil {
-		return err
-	}
-	r, err := cl.Cordon(ctx, w, !*undo)
-	what := "drain " + string(w)
-	if *undo {
-		what = "undrain " + string(w)
-	}
-	return c.printWrite(what, r, err)
 }
 
 func runRemoveWorker(args []string) error {
 	f := newFlags("remove-worker", "baton remove-worker WORKER [flags]", `
 Removes a worker (operator): it is gone at once, and the partitions it owned are
 force-committed to others from their last checkpoints. For a live worker prefer
-'baton drain' and a graceful stop.`, 1, 1)
+'baton cordon' and a graceful stop.`, 1, 1)
 	var c clientFlags
 	pos, cl, ctx, done, err := c.connect(f, args)
 	if err != nil {

@@ -35,8 +35,13 @@ per partition across handoffs.
 Handlers: print (one line per message on stdout), count (a summary every
 --report-interval), sleep=DURATION (simulated work, then count).
 
---record FILE appends one line per handled message, "partition seq epoch",
-written through at once (tests use it to check exactly-once delivery).
+--record FILE appends one line per handled message, written through at once
+(tests use it to check exactly-once delivery and fencing):
+  partition seq epoch start end cancelled
+start and end are the handler's entry and return times (Unix nanoseconds, the
+worker's wall clock); cancelled is 1 if the handler's context was already
+cancelled when it returned, else 0. A handling that fails (its context
+cancelled during a sleep) is not recorded.
 
 SIGINT or SIGTERM stops the worker gracefully: it hands every partition off
 (within --close-timeout) and deletes its consumer. SIGKILL is a crash: its
@@ -66,7 +71,7 @@ func runWorker(args []string) error {
 	f.StringVar(&w.stream, "stream", "", "JetStream stream to consume (required)")
 	f.StringVar(&w.createStream, "create-stream", "", "create the stream with these comma-separated `SUBJECTS` if it does not exist (limits retention)")
 	f.StringVar(&w.handler, "handler", "count", "what to do with a message: print, count, or sleep=DURATION")
-	f.StringVar(&w.record, "record", "", "append \"partition seq epoch\" per handled message to this `FILE`")
+	f.StringVar(&w.record, "record", "", "append \"partition seq epoch start end cancelled\" per handled message to this `FILE`")
 	f.StringVar(&w.healthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics on this host:port (port 0 picks one)")
 	f.StringVar(&w.tpl, "subject-template", "", "refuse partitions whose subjects do not follow this template, e.g. 'orders.{{.Partition}}.>'")
 	// Flags whose default is the library's are left out of the options when
@@ -288,6 +293,7 @@ func newWorkerHandler(spec, record string) (*workerHandler, error) {
 }
 
 func (h *workerHandler) handle(ctx context.Context, m *consumer.Msg) error {
+	start := time.Now()
 	if h.sleep > 0 {
 		t := time.NewTimer(h.sleep)
 		select {
@@ -305,7 +311,7 @@ func (h *workerHandler) handle(ctx context.Context, m *consumer.Msg) error {
 		if h.rec != nil {
 			// One write per line: it reaches the file before the message
 			// is acknowledged, so a crash never hides a handled message.
-			if _, err := fmt.Fprintf(h.rec, "%s %d %d\n", m.Partition, m.Seq, m.Epoch); err != nil {
+			if _, err := h.rec.WriteString(recordLine(m, start, time.Now(), ctx.Err() != nil)); err != nil {
 				h.mu.Unlock()
 				return fmt.Errorf("record: %w", err)
 			}
@@ -314,6 +320,21 @@ func (h *workerHandler) handle(ctx context.Context, m *consumer.Msg) error {
 	}
 	h.total.Add(1)
 	return nil
+}
+
+// recordLine is one --record line: "partition seq epoch start end
+// cancelled". The first three fields are what readers of the older format
+// expect; start and end are the handler's entry and return (Unix nanoseconds,
+// wall clock: the tests that read them run every process on one machine), and
+// cancelled tells whether the handler's context was already cancelled when it
+// returned (the applier cancels a running handler's context when the worker
+// loses the partition or fences itself).
+func recordLine(m *consumer.Msg, start, end time.Time, cancelled bool) string {
+	c := 0
+	if cancelled {
+		c = 1
+	}
+	return fmt.Sprintf("%s %d %d %d %d %d\n", m.Partition, m.Seq, m.Epoch, start.UnixNano(), end.UnixNano(), c)
 }
 
 func (h *workerHandler) report(w *os.File) {

@@ -152,7 +152,7 @@ func (e *Env) Handle(t *testing.T, d *datadriven.TestData) string {
 	case "drain":
 		p := e.part(a)
 		w := fsm.WorkerID(a.str("worker", string(p.Owner)))
-		body = fsm.Drain{Worker: w, Incarnation: e.inc(a, w), Items: []fsm.DrainItem{{
+		body = fsm.DrainReport{Worker: w, Incarnation: e.inc(a, w), Items: []fsm.DrainItem{{
 			Handoff: fsm.HandoffID(a.num("handoff", uint64(p.Handoff))), Partition: p.ID,
 			Epoch: fsm.Epoch(a.num("epoch", uint64(p.Epoch))), ThroughSeq: fsm.StreamSeq(a.num("through", 0)),
 		}}}

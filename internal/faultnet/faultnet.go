@@ -2,7 +2,8 @@
 // Network holds drop and delay rules per directed pair of nodes, and Wrap puts a
 // raft.Transport behind them. The wrapper still implements raft's optional
 // pre-vote interface (hashicorp raft turns pre-vote off for transports that do
-// not), so partitioned clusters behave as they do in production.
+// not), so partitioned clusters behave as they do in production. Proxy cuts a
+// real process off from one TCP service (proxy.go).
 package faultnet
 
 import (

@@ -24,8 +24,8 @@ import (
 // a direct get finds nothing, the message-get API, which only the stream
 // leader answers, has the last word.
 
-// storeReader reads the stored messages of one subject in stream order.
-type storeReader struct {
+// streamReader reads the stored messages of one subject in stream order.
+type streamReader struct {
 	nc *nats.Conn
 	// direct is the direct-get subject, empty when the stream does not allow
 	// direct gets; leader is the message-get API subject.
@@ -53,8 +53,8 @@ const (
 	headerDesc       = "Description"
 )
 
-func newStoreReader(js jetstream.JetStream, stream string, allowDirect bool, batch int, stale func()) *storeReader {
-	s := &storeReader{
+func newStreamReader(js jetstream.JetStream, stream string, allowDirect bool, batch int, stale func()) *streamReader {
+	s := &streamReader{
 		nc:       js.Conn(),
 		leader:   apiSubject(js, "STREAM.MSG.GET."+stream),
 		batch:    batch,
@@ -87,7 +87,7 @@ func directGetSubject(js jetstream.JetStream, stream string) string {
 // next returns stored messages of subject at or after seq, in stream order,
 // at most the batch size of them. An empty result is the stream leader's
 // word that there is none.
-func (s *storeReader) next(ctx context.Context, subject string, seq uint64) ([]*jetstream.RawStreamMsg, error) {
+func (s *streamReader) next(ctx context.Context, subject string, seq uint64) ([]*jetstream.RawStreamMsg, error) {
 	if s.direct != "" {
 		// An error (no responder, a timeout) tells no more than finding
 		// nothing: either way the leader decides, within what is left of ctx.
@@ -124,7 +124,7 @@ type directGetRequest struct {
 // subject's messages from seq. The responder streams the messages, then an
 // end-of-batch status; a server older than 2.11 answers one message without
 // batch headers. Messages received before an error or the deadline are kept.
-func (s *storeReader) directBatch(ctx context.Context, subject string, seq uint64) ([]*jetstream.RawStreamMsg, error) {
+func (s *streamReader) directBatch(ctx context.Context, subject string, seq uint64) ([]*jetstream.RawStreamMsg, error) {
 	body, err := json.Marshal(directGetRequest{Seq: seq, NextFor: subject, Batch: s.batch, MaxBytes: s.maxBytes})
 	if err != nil {
 		return nil, err
@@ -190,7 +190,7 @@ func fromDirect(m *nats.Msg) (*jetstream.RawStreamMsg, error) {
 
 // leaderNext asks the stream leader for the first message of subject at or
 // after seq; nil when there is none.
-func (s *storeReader) leaderNext(ctx context.Context, subject string, seq uint64) (*jetstream.RawStreamMsg, error) {
+func (s *streamReader) leaderNext(ctx context.Context, subject string, seq uint64) (*jetstream.RawStreamMsg, error) {
 	body, err := json.Marshal(directGetRequest{Seq: seq, NextFor: subject})
 	if err != nil {
 		return nil, err

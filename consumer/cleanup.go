@@ -1,0 +1,215 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/consumer/internal/core"
+	"github.com/batonhq/baton/fsm"
+)
+
+// Cleaning up after gone incarnations: every consumer is named for one
+// incarnation, and only the consumers of incarnations that are gone are ever
+// edited by others — by the next owner of each of their partitions (Clean),
+// and by the janitor for what nobody else will clean.
+
+// checkTemplate refuses a partition whose subjects do not follow the
+// configured template.
+func (a *Applier) checkTemplate(p fsm.AssignedPartition) error {
+	if a.opts.subjectTemplate == "" {
+		return nil
+	}
+	want, err := Subject(a.opts.subjectTemplate, p.Partition)
+	if err != nil {
+		return err
+	}
+	if len(p.Subjects) != 1 || p.Subjects[0] != want {
+		return fmt.Errorf("%w: %s has %v, template gives %s", ErrTemplateMismatch, p.Partition, p.Subjects, want)
+	}
+	return nil
+}
+
+// clean removes a partition's subjects from the consumers of its gone
+// earlier owners, and tells the core how it went.
+func (a *Applier) clean(ctx context.Context, c core.Clean) {
+	var err error
+	for _, l := range c.Lingerers {
+		if !l.Gone {
+			continue
+		}
+		name := consumerName(a.opts.prefix, l.Worker, l.Incarnation)
+		if e := a.removeSubjects(ctx, name, c.Subjects); e != nil {
+			err = fmt.Errorf("clean %s of %s: %w", name, c.Partition, e)
+			a.log.Warn("clean up a gone owner's consumer", "partition", c.Partition, "err", err)
+			break
+		}
+	}
+	a.post(ctx, func(co *core.Core, now time.Time) { co.CleanDone(now, c.Partition, c.Epoch, err) })
+}
+
+// removeSubjects takes subjects out of another (gone) consumer's filter by
+// read-modify-write, verifying the result, and deletes the consumer when its
+// filter would be empty. Only consumers of gone incarnations are edited, so no
+// live worker's own updates can be lost.
+func (a *Applier) removeSubjects(ctx context.Context, name string, subjects []string) error {
+	b := newBackoff(20*time.Millisecond, time.Second)
+	for attempt := 0; attempt < 8; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := a.removeOnce(cctx, name, subjects)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !b.wait(ctx, classify(err)) {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("consumer: could not clean %s", name)
+}
+
+var errRetryClean = errors.New("consumer: filter changed under us")
+
+func (a *Applier) removeOnce(ctx context.Context, name string, subjects []string) error {
+	c, err := a.stream.Consumer(ctx, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cfg := c.CachedInfo().Config
+	have := slices.Clone(cfg.FilterSubjects)
+	if cfg.FilterSubject != "" {
+		have = append(have, cfg.FilterSubject)
+	}
+	keep := slices.DeleteFunc(slices.Clone(have), func(s string) bool { return slices.Contains(subjects, s) })
+	if len(keep) == len(have) {
+		return nil
+	}
+	if len(keep) == 0 {
+		err := a.stream.DeleteConsumer(ctx, name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
+		a.metrics.cleanups.Inc()
+		a.log.Info("deleted a gone worker's consumer", "consumer", name)
+		return nil
+	}
+	cfg.FilterSubject, cfg.FilterSubjects = "", keep
+	if _, err := a.stream.UpdateConsumer(ctx, cfg); err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
+		}
+		return err
+	}
+	// Verify: another cleaner may have written an older filter back.
+	c, err = a.stream.Consumer(ctx, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range c.CachedInfo().Config.FilterSubjects {
+		if slices.Contains(subjects, s) {
+			return errRetryClean
+		}
+	}
+	a.metrics.cleanups.Inc()
+	return nil
+}
+
+// Inspector lists the cluster's workers and partitions. When the Coordinator
+// implements it (api/client does), the applier's janitor cleans consumers that
+// gone incarnations left behind and nobody else will clean: for example one
+// whose worker died after its handed partitions were activated elsewhere.
+type Inspector interface {
+	Workers(ctx context.Context) (api.WorkerList, error)
+	AllPartitions(ctx context.Context) iter.Seq2[fsm.PartitionInfo, error]
+}
+
+// janitor cleans consumers of gone incarnations: every subject no partition
+// still needs from them (as its orphaned owner, or as a lingerer until the next
+// activation) is removed, and a consumer needing nothing is deleted.
+func (a *Applier) janitor(ctx context.Context, inc fsm.Incarnation) {
+	insp, ok := a.coord.(Inspector)
+	if !ok || inc == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var dead []string
+	for name := range a.stream.ConsumerNames(ctx).Name() {
+		if _, _, ok := parseConsumerName(a.opts.prefix, name); ok && name != consumerName(a.opts.prefix, a.worker, inc) {
+			dead = append(dead, name)
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	wl, err := insp.Workers(ctx)
+	if err != nil {
+		return
+	}
+	live := map[string]bool{}
+	for _, w := range wl.Workers {
+		if w.State != fsm.WorkerGone {
+			live[consumerName(a.opts.prefix, w.ID, w.Incarnation)] = true
+		}
+	}
+	needed := map[string][]string{} // consumer -> subjects still needed
+	for p, err := range insp.AllPartitions(ctx) {
+		if err != nil {
+			return
+		}
+		if p.Owner != "" && p.Phase == fsm.PhaseOrphaned {
+			n := consumerName(a.opts.prefix, p.Owner, p.OwnerIncarnation)
+			needed[n] = append(needed[n], p.Subjects...)
+		}
+		for _, l := range p.Lingerers {
+			n := consumerName(a.opts.prefix, l.Worker, l.Incarnation)
+			needed[n] = append(needed[n], p.Subjects...)
+		}
+	}
+	for _, name := range dead {
+		if live[name] {
+			continue
+		}
+		c, err := a.stream.Consumer(ctx, name)
+		if err != nil {
+			continue
+		}
+		var drop []string
+		for _, s := range c.CachedInfo().Config.FilterSubjects {
+			if !slices.Contains(needed[name], s) {
+				drop = append(drop, s)
+			}
+		}
+		if len(drop) > 0 {
+			if err := a.removeSubjects(ctx, name, drop); err != nil {
+				a.log.Warn("janitor", "consumer", name, "err", err)
+			}
+		}
+	}
+}
+
+// janitorLoop runs the janitor every opts.janitorEvery, beside the loop.
+func (a *Applier) janitorLoop(ctx context.Context) {
+	t := time.NewTicker(a.opts.janitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.janitor(ctx, a.inc())
+		}
+	}
+}

@@ -1,0 +1,460 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/batonhq/baton/consumer/internal/core"
+	"github.com/batonhq/baton/fsm"
+)
+
+// The consumer manager: the one goroutine that edits this worker's durable
+// consumer and runs its pull loop. It takes the latest SetFilter from a
+// mailbox, so requests that arrive while an update is in flight coalesce
+// into the next one. An urgent request (one a handoff waits on) is applied
+// at once; others are spaced by the coalescing window. It re-reads the
+// consumer before changing it (someone may have changed or deleted it),
+// creates it lazily, and never sends an empty filter (that would mean the
+// whole stream): with nothing to cover, the consumer is paused or deleted per
+// EmptyPolicy.
+
+type filterManager struct {
+	a *Applier
+
+	mu      sync.Mutex // guards latest, has and stopped
+	latest  core.SetFilter
+	has     bool
+	stopped bool
+	sig     chan struct{}
+	// trouble: the pull loop escalates (consumer gone, iterator failing).
+	trouble chan error
+
+	// Owned by run.
+	inc     fsm.Incarnation
+	exists  bool
+	paused  bool
+	cons    jetstream.Consumer
+	info    *jetstream.ConsumerInfo // as the last read or update returned it
+	last    time.Time
+	pull    context.CancelFunc
+	pullEnd chan struct{}
+}
+
+func newFilterManager(a *Applier) *filterManager {
+	return &filterManager{a: a, sig: make(chan struct{}, 1), trouble: make(chan error, 1)}
+}
+
+// want hands the manager a new request; it replaces any not yet applied.
+func (m *filterManager) want(sf core.SetFilter) {
+	m.mu.Lock()
+	if m.has && m.latest.Urgent {
+		sf.Urgent = true
+	}
+	if m.has && m.latest.Verify {
+		sf.Verify = true
+	}
+	m.latest, m.has = sf, true
+	m.mu.Unlock()
+	select {
+	case m.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (m *filterManager) take() (core.SetFilter, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sf, ok := m.latest, m.has
+	m.has = false
+	return sf, ok
+}
+
+func (m *filterManager) peekUrgent() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.has && m.latest.Urgent
+}
+
+// stop ends the manager's work once a leave is finished: the pull loop
+// stops and no further update is applied.
+func (m *filterManager) stop() {
+	m.mu.Lock()
+	m.stopped, m.has = true, false
+	m.mu.Unlock()
+	select {
+	case m.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (m *filterManager) isStopped() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopped
+}
+
+func (m *filterManager) run(ctx context.Context) {
+	defer m.stopPull()
+	var applied core.SetFilter
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.sig:
+		case err := <-m.trouble:
+			if m.isStopped() {
+				continue
+			}
+			m.a.log.Warn("pull loop trouble; checking the consumer", "err", err)
+			m.stopPull()
+			m.a.setConsumerErr(fmt.Errorf("consumer: pull loop: %w", err))
+			if applied.Inc == 0 {
+				continue
+			}
+			// Check the consumer and recreate it if it is gone.
+			if _, has := m.peek(); !has {
+				applied.Verify = true
+				m.want(applied)
+			}
+			continue
+		}
+		if !m.peekUrgent() {
+			// Space non-urgent updates by the coalescing window; an urgent
+			// request ends the wait.
+			if !m.coalesceWait(ctx) {
+				return
+			}
+		}
+		if m.isStopped() {
+			m.stopPull()
+			continue
+		}
+		sf, ok := m.take()
+		if !ok {
+			continue
+		}
+		m.last = time.Now()
+		start := time.Now()
+		recreated, err := m.apply(ctx, sf)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			m.a.log.Warn("consumer update", "class", classify(err), "err", err)
+			m.a.metrics.updates.WithLabelValues("failure").Inc()
+		} else {
+			applied = sf
+			applied.Verify = false
+			m.a.metrics.updateSeconds.Observe(time.Since(start).Seconds())
+		}
+		inc, ver := sf.Inc, sf.Version
+		m.a.post(ctx, func(c *core.Core, now time.Time) { c.FilterDone(now, inc, ver, recreated, err) })
+	}
+}
+
+func (m *filterManager) peek() (core.SetFilter, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.latest, m.has
+}
+
+// coalesceWait waits out what is left of the coalescing window since the
+// last update, or until an urgent request arrives; false when ctx ends.
+func (m *filterManager) coalesceWait(ctx context.Context) bool {
+	wait := time.Until(m.last.Add(m.a.opts.coalesce))
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-m.sig:
+			if m.peekUrgent() {
+				return true
+			}
+		}
+	}
+}
+
+// apply makes the server's consumer filter exactly sf.Subjects; recreated
+// says the consumer had disappeared and was made again.
+func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated bool, err error) {
+	a := m.a
+	if sf.Inc != m.inc {
+		// A new incarnation: the previous one's consumer is left to the
+		// next owners of its partitions (and the janitor).
+		m.stopPull()
+		m.inc, m.exists, m.paused, m.cons, m.info = sf.Inc, false, false, nil, nil
+	}
+	name := consumerName(a.opts.prefix, a.worker, sf.Inc)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	want := sf.Subjects
+	if len(want) == 0 {
+		return false, m.toEmpty(ctx, name)
+	}
+	info := m.info
+	lost := false
+	if m.exists && (info == nil || sf.Verify) {
+		// Read the consumer back: on a Verify (a stuck phase, pull-loop
+		// trouble) or when nothing is cached. Otherwise the configuration
+		// the last update returned stands in for it: an update of a
+		// consumer deleted behind our back fails, and is then recreated.
+		c, err := a.stream.Consumer(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
+			a.metrics.recreations.Inc()
+			m.stopPull()
+			m.exists, m.info, lost = false, nil, true
+		case err != nil:
+			return false, fmt.Errorf("read consumer %s: %w", name, err)
+		default:
+			m.cons, info = c, c.CachedInfo()
+			m.info = info
+		}
+	}
+	if !m.exists {
+		if err := m.create(ctx, name, want); err != nil {
+			if lost {
+				// Still lost: the next attempt must know it.
+				m.exists = true
+			}
+			return false, err
+		}
+		return lost, nil
+	}
+	have := slices.Clone(info.Config.FilterSubjects)
+	if info.Config.FilterSubject != "" {
+		have = append(have, info.Config.FilterSubject)
+	}
+	slices.Sort(have)
+	if slices.Equal(have, want) {
+		a.metrics.updates.WithLabelValues("noop").Inc()
+	} else {
+		cfg := info.Config
+		cfg.FilterSubject, cfg.FilterSubjects = "", want
+		c, err := a.stream.UpdateConsumer(ctx, cfg)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
+			a.metrics.recreations.Inc()
+			m.stopPull()
+			m.exists, m.info = false, nil
+			if err := m.create(ctx, name, want); err != nil {
+				m.exists = true // still lost: the next attempt must know it
+				return false, err
+			}
+			return true, nil
+		}
+		if err != nil {
+			m.info = nil
+			return false, fmt.Errorf("update consumer %s filters: %w", name, err)
+		}
+		m.cons, m.info = c, c.CachedInfo()
+		a.metrics.subjectChanges(have, want)
+		a.metrics.updates.WithLabelValues("success").Inc()
+	}
+	a.metrics.subjects.Set(float64(len(want)))
+	if m.paused {
+		if _, err := a.stream.ResumeConsumer(ctx, name); err != nil {
+			return false, fmt.Errorf("resume consumer %s: %w", name, err)
+		}
+		m.paused = false
+	}
+	m.startPull()
+	a.setConsumerErr(nil)
+	return false, nil
+}
+
+// create makes the consumer. On a WorkQueue stream it must deliver all; on the
+// others it starts at the stream's end, since every partition's earlier
+// messages come from the catch-up read anyway.
+func (m *filterManager) create(ctx context.Context, name string, want []string) error {
+	a := m.a
+	cfg := jetstream.ConsumerConfig{
+		Durable: name, FilterSubjects: want, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: a.opts.ackWait, MaxAckPending: a.opts.maxAckPending, MaxDeliver: -1,
+		Description: "baton worker " + string(a.worker),
+	}
+	if a.retention == jetstream.WorkQueuePolicy {
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	} else {
+		si, err := a.stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream info: %w", err)
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, si.State.LastSeq+1
+	}
+	c, err := a.stream.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", name, err)
+	}
+	a.log.Info("consumer created", "consumer", name, "subjects", len(want))
+	m.cons, m.info, m.exists, m.paused = c, c.CachedInfo(), true, false
+	a.metrics.subjectChanges(nil, want)
+	a.metrics.updates.WithLabelValues("success").Inc()
+	a.metrics.subjects.Set(float64(len(want)))
+	a.setConsumerErr(nil)
+	m.startPull()
+	return nil
+}
+
+// toEmpty handles an assignment with nothing to cover.
+func (m *filterManager) toEmpty(ctx context.Context, name string) error {
+	a := m.a
+	if !m.exists {
+		return nil
+	}
+	m.stopPull()
+	a.metrics.subjects.Set(0)
+	if a.opts.empty == EmptyPause && a.retention == jetstream.LimitsPolicy {
+		if m.paused {
+			return nil
+		}
+		if _, err := a.stream.PauseConsumer(ctx, name, time.Now().Add(100*365*24*time.Hour)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("pause consumer %s: %w", name, err)
+		}
+		m.paused = true
+		return nil
+	}
+	if err := a.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer %s: %w", name, err)
+	}
+	m.exists, m.paused, m.info = false, false, nil
+	return nil
+}
+
+func (m *filterManager) startPull() {
+	if m.pull != nil || m.cons == nil || m.paused {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.pull, m.pullEnd = cancel, done
+	cons, inc := m.cons, m.inc
+	m.a.wg.Add(1)
+	go func() {
+		defer m.a.wg.Done()
+		defer close(done)
+		m.a.pullLoop(ctx, cons, inc, m.trouble)
+	}()
+}
+
+func (m *filterManager) stopPull() {
+	if m.pull == nil {
+		return
+	}
+	m.pull()
+	<-m.pullEnd
+	m.pull, m.pullEnd = nil, nil
+}
+
+// setConsumerErr publishes the consumer's trouble for Health (nil: none).
+func (a *Applier) setConsumerErr(err error) {
+	a.consumerErr.Store(&err)
+}
+
+// pullLoop feeds the loop from the durable consumer of incarnation inc. The
+// iterator is restarted after errors with backoff; after opts.iteratorEscalate
+// failures in a row (or at once when the consumer is gone) the manager is
+// told to check the consumer and recreate it.
+func (a *Applier) pullLoop(ctx context.Context, cons jetstream.Consumer, inc fsm.Incarnation, trouble chan<- error) {
+	b := newBackoff(50*time.Millisecond, a.opts.controlBackoffMax)
+	failures := 0
+	for ctx.Err() == nil {
+		it, err := cons.Messages(
+			jetstream.PullMaxMessages(a.opts.batch),
+			jetstream.PullExpiry(a.opts.pullExpiry),
+			jetstream.PullHeartbeat(a.opts.idleHeartbeat),
+		)
+		if err != nil {
+			failures++
+			if a.escalate(ctx, err, failures, trouble) {
+				return
+			}
+			b.wait(ctx, classify(err))
+			continue
+		}
+		n, err := a.drainIterator(ctx, it, inc)
+		it.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+		a.metrics.iteratorRestarts.Inc()
+		if n > 0 {
+			failures = 0
+			b.reset()
+		}
+		failures++
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			a.metrics.heartbeatsMissed.Inc()
+		}
+		a.log.Debug("pull iterator ended", "err", err)
+		if a.escalate(ctx, err, failures, trouble) {
+			return
+		}
+		if !b.wait(ctx, classify(err)) {
+			return
+		}
+	}
+}
+
+// drainIterator forwards messages until the iterator fails and returns how many
+// it forwarded: an iterator that delivered is not a failing one.
+func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContext, inc fsm.Incarnation) (int, error) {
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	missed, n := 0, 0
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) && missed < 2 {
+				// nats.go re-pulls by itself after a missed heartbeat; count
+				// it as a stall and keep going unless it repeats.
+				missed++
+				a.metrics.heartbeatsMissed.Inc()
+				continue
+			}
+			return n, err
+		}
+		missed = 0
+		meta, err := m.Metadata()
+		if err != nil {
+			continue // not a JetStream message; nothing to ack
+		}
+		d := &core.Delivery{Seq: fsm.StreamSeq(meta.Sequence.Stream), Subject: m.Subject(), Inc: inc,
+			Payload: &message{subject: m.Subject(), header: m.Headers(), data: m.Data(), time: meta.Timestamp, msg: m}}
+		select {
+		case a.msgs <- d:
+			n++
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+	}
+}
+
+// escalate reports consumer trouble to the manager when the consumer is gone
+// or the iterator keeps failing. It returns true when the loop should end (the
+// manager restarts it).
+func (a *Applier) escalate(ctx context.Context, err error, failures int, trouble chan<- error) bool {
+	gone := errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)
+	if !gone && failures < a.opts.iteratorEscalate {
+		return false
+	}
+	select {
+	case trouble <- err:
+	case <-ctx.Done():
+	}
+	return true
+}
