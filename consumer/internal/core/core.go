@@ -790,6 +790,14 @@ func (c *Core) setFilter(force bool) {
 	if c.inc == 0 {
 		return
 	}
+	if c.hasAsg && c.asg.State == fsm.WorkerGone {
+		// This incarnation is over (expired, replaced or left): its
+		// consumer is left as it is, for the next owners of its
+		// partitions to clean (a graceful leave deletes it at Finish).
+		// Shrinking it here would, on an Interest stream, delete every
+		// message of its orphaned partitions that nobody has processed.
+		return
+	}
 	want := c.wantFilter()
 	if len(want) > c.cfg.MaxSubjects {
 		c.filterErr = fmt.Errorf("%w: %d needed, at most %d", ErrMaxSubjects, len(want), c.cfg.MaxSubjects)
