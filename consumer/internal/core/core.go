@@ -196,6 +196,11 @@ type part struct {
 	processed      fsm.StreamSeq
 	queue          []*Delivery
 	held           []*Delivery // ascending; consumer deliveries during the catch-up
+	// fresh is the lowest held delivery known to be a first delivery (0:
+	// none): the consumer delivers every later message of the partition, so
+	// a read that reaches it is caught up. A redelivery says nothing of the
+	// messages after it and never ends a read.
+	fresh fsm.StreamSeq
 	// running is the generation of the partition's running handler (0:
 	// none). Handlers of one partition never overlap, across generations too.
 	running uint64
@@ -263,6 +268,10 @@ type Core struct {
 	// across a partition's records: handlers of one partition never overlap,
 	// even when it is dropped and owned again while an old one returns.
 	busy map[fsm.PartitionID]uint64
+	// delivered is the highest sequence this incarnation's consumer has
+	// delivered: a consumer delivers in stream order, so a delivery above it
+	// is a first delivery, and one at or below it may be a redelivery.
+	delivered fsm.StreamSeq
 
 	// filter
 	filterVer     uint64
@@ -350,6 +359,7 @@ func (c *Core) Registered(now time.Time, inc fsm.Incarnation, ttl time.Duration,
 		c.filterRetryAt, c.filterBackoff = time.Time{}, 0
 		c.drainFlight, c.actFlight, c.ckptFlight = false, false, false
 		c.lastCkpt = map[fsm.PartitionID]ckpt{}
+		c.delivered = 0
 		c.leaveSent, c.leaveDone = false, false
 		c.refused = nil
 		// The new incarnation's consumer does not exist yet; the previous
@@ -705,7 +715,7 @@ func (c *Core) drop(p *part) {
 
 // halt drops p's undispatched deliveries and stops its read.
 func (c *Core) halt(p *part) {
-	p.queue, p.held = nil, nil
+	p.queue, p.held, p.fresh = nil, nil, 0
 	p.reading = false
 	c.nextGen++
 	p.gen = c.nextGen
@@ -916,7 +926,7 @@ func (c *Core) ReadDone(now time.Time, id fsm.PartitionID, gen uint64, msgs []*D
 			continue
 		}
 		p.readNext = d.Seq
-		if len(p.held) > 0 && d.Seq >= p.held[0].Seq {
+		if p.fresh != 0 && d.Seq >= p.fresh {
 			// The read reached what the consumer delivers: the gap is closed.
 			c.caughtUp(p)
 			c.after()
@@ -976,6 +986,10 @@ func (c *Core) deliver(d *Delivery) {
 	if d.Inc != c.inc {
 		return // a previous incarnation's consumer: none of its business now
 	}
+	first := d.Seq > c.delivered
+	if first {
+		c.delivered = d.Seq
+	}
 	id, ok := c.match.Overlap(d.Subject)
 	p := c.parts[id]
 	if !ok || p == nil {
@@ -994,6 +1008,9 @@ func (c *Core) deliver(d *Delivery) {
 		i, found := slices.BinarySearchFunc(p.held, d.Seq, func(h *Delivery, s fsm.StreamSeq) int { return cmp.Compare(h.Seq, s) })
 		if !found {
 			p.held = slices.Insert(p.held, i, d)
+		}
+		if first && p.fresh == 0 {
+			p.fresh = d.Seq
 		}
 	case p.phase == PhaseLive:
 		if d.Seq <= p.lastDispatched {
