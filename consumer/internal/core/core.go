@@ -1410,6 +1410,13 @@ func (c *Core) stuck() {
 			}
 		case PhaseCovering, PhaseUncovering:
 			waiting = true
+			if p.phase == PhaseCovering && c.cfg.Retention == WorkQueue && hasGone(p.lingerers) && !p.cleaning {
+				// A gone owner's consumer may have taken the subjects
+				// back after it was cleaned (its worker's last filter
+				// update, applied late): clean it again, or the filter
+				// stays refused as overlapping.
+				c.sendClean(p)
+			}
 			c.setFilter(true)
 			c.filterVerify()
 		case PhaseCatchingUp:
