@@ -232,6 +232,7 @@ type part struct {
 	cancelled    bool
 	through      fsm.StreamSeq
 	drainSent    bool
+	drainFor     fsm.HandoffID // the handoff the drain report in flight names
 	drainDone    bool
 	stuckNotices int
 }
@@ -599,6 +600,13 @@ func (c *Core) applyAssignment() {
 			if p.phase < PhaseDraining {
 				c.startDrain(p, ap)
 				changed = true
+			} else if ap.Handoff != p.handoff {
+				// The handoff was aborted and another prepared while we
+				// drained (the assignment in between never seen): the
+				// drain stands, and is reported for the new handoff; a
+				// report naming the old one is refused.
+				p.handoff, p.drainDone = ap.Handoff, false
+				c.sendDrains()
 			}
 		case fsm.PhaseDrained:
 			if p != nil && p.phase < PhaseDrained {
@@ -667,7 +675,7 @@ func hasGone(ls []fsm.Lingerer) bool {
 // over once the running handler (if any) returns.
 func (c *Core) startDrain(p *part, ap fsm.AssignedPartition) {
 	c.halt(p)
-	p.handoff = ap.Handoff
+	p.handoff, p.drainDone = ap.Handoff, false
 	p.prepared = c.now
 	p.drainBy = c.now.Add(c.cfg.DrainTimeout)
 	p.restart = false
@@ -1230,6 +1238,11 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				continue
 			}
 			p.drainSent = false
+			if p.drainFor != p.handoff || p.phase != PhaseDrained {
+				// The outcome of a report for an earlier handoff (aborted
+				// meanwhile): says nothing of the current one.
+				continue
+			}
 			var ie error
 			if i < len(itemErrs) {
 				ie = itemErrs[i]
@@ -1312,7 +1325,7 @@ func (c *Core) sendDrains() {
 	for _, p := range c.sortedParts() {
 		if p.phase == PhaseDrained && !p.drainDone && !p.drainSent {
 			items = append(items, fsm.DrainItem{Handoff: p.handoff, Partition: p.id, Epoch: p.epoch, ThroughSeq: p.through})
-			p.drainSent = true
+			p.drainSent, p.drainFor = true, p.handoff
 		}
 	}
 	if len(items) > 0 {
