@@ -1376,6 +1376,10 @@ func (c *Core) duties() {
 	if c.inc == 0 {
 		return
 	}
+	// A failed leave is sent again (its executor has waited a back-off).
+	if c.leaving && !c.leaveSent && !c.finished {
+		c.sendLeave()
+	}
 	// Drain timeouts.
 	for _, p := range c.sortedParts() {
 		if p.phase == PhaseDraining && !p.cancelled && p.running != 0 && !c.now.Before(p.drainBy) {
