@@ -1415,9 +1415,13 @@ func (c *Core) duties() {
 // every phase once the fault behind it heals.
 func (c *Core) stuck() {
 	for _, p := range c.sortedParts() {
+		if !awaits(p) {
+			p.stuckNotices = 0 // the awaited answer came: not stuck any more
+		}
 		if c.now.Sub(p.since) < c.cfg.StuckAfter {
 			continue
 		}
+		took := c.now.Sub(p.since) // before a retry restarts the phase
 		waiting := false
 		switch p.phase {
 		case PhaseCleaning:
@@ -1460,13 +1464,25 @@ func (c *Core) stuck() {
 			continue
 		}
 		if p.stuckNotices == 0 {
-			c.emit(Notice{Kind: NoticeStuck, Partition: p.id, Epoch: p.epoch, Phase: p.phase, Took: c.now.Sub(p.since)})
+			c.emit(Notice{Kind: NoticeStuck, Partition: p.id, Epoch: p.epoch, Phase: p.phase, Took: took})
 		}
 		p.stuckNotices++
 		// Count the next stuck period from now, keeping the phase's own
 		// start for Health through stuckNotices.
 		p.since = c.now
 	}
+}
+
+// awaits reports whether p waits for a step to complete: a transitional
+// phase, or an answer to its activation or drain report.
+func awaits(p *part) bool {
+	switch p.phase {
+	case PhaseLive:
+		return p.report && !p.activated
+	case PhaseDrained:
+		return !p.drainDone
+	}
+	return true
 }
 
 func (c *Core) filterVerify() {
@@ -1549,7 +1565,7 @@ func (c *Core) Status() Status {
 		Reconciled: c.hasAsg && c.filterErr == nil && c.filterApplied == c.filterVer,
 	}
 	for _, p := range c.sortedParts() {
-		ps := PartitionStatus{Partition: p.id, Epoch: p.epoch, Phase: p.phase, Since: c.now.Sub(p.since), Stuck: p.stuckNotices > 0, Processed: p.processed}
+		ps := PartitionStatus{Partition: p.id, Epoch: p.epoch, Phase: p.phase, Since: c.now.Sub(p.since), Stuck: p.stuckNotices > 0 && awaits(p), Processed: p.processed}
 		s.Partitions = append(s.Partitions, ps)
 		if p.phase <= PhaseCatchingUp || (p.phase == PhaseLive && p.report && !p.activated) {
 			s.CatchingUp++
