@@ -821,6 +821,11 @@ func (c *Core) setFilter(force bool) {
 		c.filterErr = fmt.Errorf("%w: %d needed, at most %d", ErrMaxSubjects, len(want), c.cfg.MaxSubjects)
 		return
 	}
+	if errors.Is(c.filterErr, ErrMaxSubjects) {
+		// Back within bounds (maybe with the filter already sent, so
+		// that no FilterDone will clear it).
+		c.filterErr = nil
+	}
 	if !force && c.filterSentSet && slices.Equal(want, c.filterSent) {
 		c.coverWaiting()
 		return
