@@ -196,6 +196,11 @@ type part struct {
 	processed      fsm.StreamSeq
 	queue          []*Delivery
 	held           []*Delivery // ascending; consumer deliveries during the catch-up
+	// fresh is the lowest held delivery known to be a first delivery (0:
+	// none): the consumer delivers every later message of the partition, so
+	// a read that reaches it is caught up. A redelivery says nothing of the
+	// messages after it and never ends a read.
+	fresh fsm.StreamSeq
 	// running is the generation of the partition's running handler (0:
 	// none). Handlers of one partition never overlap, across generations too.
 	running uint64
@@ -227,6 +232,7 @@ type part struct {
 	cancelled    bool
 	through      fsm.StreamSeq
 	drainSent    bool
+	drainFor     fsm.HandoffID // the handoff the drain report in flight names
 	drainDone    bool
 	stuckNotices int
 	ready        bool // listed in Core.ready
@@ -264,6 +270,10 @@ type Core struct {
 	// across a partition's records: handlers of one partition never overlap,
 	// even when it is dropped and owned again while an old one returns.
 	busy map[fsm.PartitionID]uint64
+	// delivered is the highest sequence this incarnation's consumer has
+	// delivered: a consumer delivers in stream order, so a delivery above it
+	// is a first delivery, and one at or below it may be a redelivery.
+	delivered fsm.StreamSeq
 
 	// filter
 	filterVer     uint64
@@ -351,6 +361,7 @@ func (c *Core) Registered(now time.Time, inc fsm.Incarnation, ttl time.Duration,
 		c.filterRetryAt, c.filterBackoff = time.Time{}, 0
 		c.drainFlight, c.actFlight, c.ckptFlight = false, false, false
 		c.lastCkpt = map[fsm.PartitionID]ckpt{}
+		c.delivered = 0
 		c.leaveSent, c.leaveDone = false, false
 		c.refused = nil
 		// The new incarnation's consumer does not exist yet; the previous
@@ -592,14 +603,12 @@ func (c *Core) applyAssignment() {
 				c.startDrain(p, ap)
 				changed = true
 			case ap.Handoff != p.handoff:
-				// Another handoff at the same epoch (the one we drained for
-				// was aborted, and a new one prepared): nothing was processed
-				// since, so the same drain is reported for the new one.
-				p.handoff = ap.Handoff
-				if p.phase >= PhaseUncovering {
-					p.drainDone, p.drainSent = false, false
-					c.sendDrains()
-				}
+				// The handoff was aborted and another prepared while we
+				// drained (the assignment in between never seen): the
+				// drain stands, and is reported for the new handoff; a
+				// report naming the old one is refused.
+				p.handoff, p.drainDone = ap.Handoff, false
+				c.sendDrains()
 			}
 		case fsm.PhaseDrained:
 			if p != nil && p.phase < PhaseDrained {
@@ -668,7 +677,7 @@ func hasGone(ls []fsm.Lingerer) bool {
 // over once the running handler (if any) returns.
 func (c *Core) startDrain(p *part, ap fsm.AssignedPartition) {
 	c.halt(p)
-	p.handoff = ap.Handoff
+	p.handoff, p.drainDone = ap.Handoff, false
 	p.prepared = c.now
 	p.drainBy = c.now.Add(c.cfg.DrainTimeout)
 	p.restart = false
@@ -723,7 +732,7 @@ func (c *Core) drop(p *part) {
 
 // halt drops p's undispatched deliveries and stops its read.
 func (c *Core) halt(p *part) {
-	p.queue, p.held = nil, nil
+	p.queue, p.held, p.fresh = nil, nil, 0
 	p.reading = false
 	c.nextGen++
 	p.gen = c.nextGen
@@ -808,10 +817,23 @@ func (c *Core) setFilter(force bool) {
 	if c.inc == 0 {
 		return
 	}
+	if c.hasAsg && c.asg.State == fsm.WorkerGone {
+		// This incarnation is over (expired, replaced or left): its
+		// consumer is left as it is, for the next owners of its
+		// partitions to clean (a graceful leave deletes it at Finish).
+		// Shrinking it here would, on an Interest stream, delete every
+		// message of its orphaned partitions that nobody has processed.
+		return
+	}
 	want := c.wantFilter()
 	if len(want) > c.cfg.MaxSubjects {
 		c.filterErr = fmt.Errorf("%w: %d needed, at most %d", ErrMaxSubjects, len(want), c.cfg.MaxSubjects)
 		return
+	}
+	if errors.Is(c.filterErr, ErrMaxSubjects) {
+		// Back within bounds (maybe with the filter already sent, so
+		// that no FilterDone will clear it).
+		c.filterErr = nil
 	}
 	if !force && c.filterSentSet && slices.Equal(want, c.filterSent) {
 		c.coverWaiting()
@@ -861,7 +883,6 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 		c.filterErr = err
 		c.filterBackoff = c.backoff(c.filterBackoff)
 		c.filterRetryAt = c.now.Add(c.filterBackoff)
-		c.recleanCovering()
 		c.after()
 		return
 	}
@@ -883,22 +904,6 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 		c.checkUncovered(p)
 	}
 	c.after()
-}
-
-// recleanCovering (WorkQueue) sends partitions waiting to be covered back
-// to cleaning when their gone earlier owners may still hold the subjects: a
-// filter update that fails is most likely refused for the overlap (10100).
-func (c *Core) recleanCovering() {
-	if c.cfg.Retention != WorkQueue {
-		return
-	}
-	for _, p := range c.sortedParts() {
-		if p.phase == PhaseCovering && hasGone(p.lingerers) && !p.cleaning {
-			p.coverVer = 0
-			c.setPhase(p, PhaseCleaning)
-			c.sendClean(p)
-		}
-	}
 }
 
 func (c *Core) checkCovered(p *part) {
@@ -944,7 +949,7 @@ func (c *Core) ReadDone(now time.Time, id fsm.PartitionID, gen uint64, msgs []*D
 			continue
 		}
 		p.readNext = d.Seq
-		if len(p.held) > 0 && d.Seq >= p.held[0].Seq {
+		if p.fresh != 0 && d.Seq >= p.fresh {
 			// The read reached what the consumer delivers: the gap is closed.
 			c.caughtUp(p)
 			c.after()
@@ -1004,6 +1009,10 @@ func (c *Core) deliver(d *Delivery) {
 	if d.Inc != c.inc {
 		return // a previous incarnation's consumer: none of its business now
 	}
+	first := d.Seq > c.delivered
+	if first {
+		c.delivered = d.Seq
+	}
 	id, ok := c.match.Overlap(d.Subject)
 	p := c.parts[id]
 	if !ok || p == nil {
@@ -1022,6 +1031,9 @@ func (c *Core) deliver(d *Delivery) {
 		i, found := slices.BinarySearchFunc(p.held, d.Seq, func(h *Delivery, s fsm.StreamSeq) int { return cmp.Compare(h.Seq, s) })
 		if !found {
 			p.held = slices.Insert(p.held, i, d)
+		}
+		if first && p.fresh == 0 {
+			p.fresh = d.Seq
 		}
 	case p.phase == PhaseLive:
 		if d.Seq <= p.lastDispatched {
@@ -1263,6 +1275,11 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				continue
 			}
 			p.drainSent = false
+			if p.drainFor != p.handoff || p.phase != PhaseDrained {
+				// The outcome of a report for an earlier handoff (aborted
+				// meanwhile): says nothing of the current one.
+				continue
+			}
 			var ie error
 			if i < len(itemErrs) {
 				ie = itemErrs[i]
@@ -1345,7 +1362,7 @@ func (c *Core) sendDrains() {
 	for _, p := range c.sortedParts() {
 		if p.phase == PhaseDrained && !p.drainDone && !p.drainSent {
 			items = append(items, fsm.DrainItem{Handoff: p.handoff, Partition: p.id, Epoch: p.epoch, ThroughSeq: p.through})
-			p.drainSent = true
+			p.drainSent, p.drainFor = true, p.handoff
 		}
 	}
 	if len(items) > 0 {
@@ -1396,6 +1413,10 @@ func (c *Core) duties() {
 	if c.inc == 0 {
 		return
 	}
+	// A failed leave is sent again (its executor has waited a back-off).
+	if c.leaving && !c.leaveSent && !c.finished {
+		c.sendLeave()
+	}
 	// Drain timeouts.
 	for _, p := range c.sortedParts() {
 		if p.phase == PhaseDraining && !p.cancelled && p.running != 0 && !c.now.Before(p.drainBy) {
@@ -1431,9 +1452,13 @@ func (c *Core) duties() {
 // every phase once the fault behind it heals.
 func (c *Core) stuck() {
 	for _, p := range c.sortedParts() {
+		if !awaits(p) {
+			p.stuckNotices = 0 // the awaited answer came: not stuck any more
+		}
 		if c.now.Sub(p.since) < c.cfg.StuckAfter {
 			continue
 		}
+		took := c.now.Sub(p.since) // before a retry restarts the phase
 		waiting := false
 		switch p.phase {
 		case PhaseCleaning:
@@ -1443,7 +1468,13 @@ func (c *Core) stuck() {
 			}
 		case PhaseCovering, PhaseUncovering:
 			waiting = true
-			c.recleanCovering()
+			if p.phase == PhaseCovering && c.cfg.Retention == WorkQueue && hasGone(p.lingerers) && !p.cleaning {
+				// A gone owner's consumer may have taken the subjects
+				// back after it was cleaned (its worker's last filter
+				// update, applied late): clean it again, or the filter
+				// stays refused as overlapping.
+				c.sendClean(p)
+			}
 			c.setFilter(true)
 			c.filterVerify()
 		case PhaseCatchingUp:
@@ -1470,13 +1501,25 @@ func (c *Core) stuck() {
 			continue
 		}
 		if p.stuckNotices == 0 {
-			c.emit(Notice{Kind: NoticeStuck, Partition: p.id, Epoch: p.epoch, Phase: p.phase, Took: c.now.Sub(p.since)})
+			c.emit(Notice{Kind: NoticeStuck, Partition: p.id, Epoch: p.epoch, Phase: p.phase, Took: took})
 		}
 		p.stuckNotices++
 		// Count the next stuck period from now, keeping the phase's own
 		// start for Health through stuckNotices.
 		p.since = c.now
 	}
+}
+
+// awaits reports whether p waits for a step to complete: a transitional
+// phase, or an answer to its activation or drain report.
+func awaits(p *part) bool {
+	switch p.phase {
+	case PhaseLive:
+		return p.report && !p.activated
+	case PhaseDrained:
+		return !p.drainDone
+	}
+	return true
 }
 
 func (c *Core) filterVerify() {
@@ -1559,7 +1602,7 @@ func (c *Core) Status() Status {
 		Reconciled: c.hasAsg && c.filterErr == nil && c.filterApplied == c.filterVer,
 	}
 	for _, p := range c.sortedParts() {
-		ps := PartitionStatus{Partition: p.id, Epoch: p.epoch, Phase: p.phase, Since: c.now.Sub(p.since), Stuck: p.stuckNotices > 0, Processed: p.processed}
+		ps := PartitionStatus{Partition: p.id, Epoch: p.epoch, Phase: p.phase, Since: c.now.Sub(p.since), Stuck: p.stuckNotices > 0 && awaits(p), Processed: p.processed}
 		s.Partitions = append(s.Partitions, ps)
 		if p.phase <= PhaseCatchingUp || (p.phase == PhaseLive && p.report && !p.activated) {
 			s.CatchingUp++
