@@ -169,7 +169,10 @@ func (a *Applier) janitor(ctx context.Context, inc fsm.Incarnation) {
 		if err != nil {
 			return
 		}
-		if p.Owner != "" && p.Phase == fsm.PhaseOrphaned {
+		if p.Owner != "" {
+			// Its owner's consumer, in any phase: a gone owner's partition
+			// (orphaned, or drained before the commit) may still need the
+			// coverage until its next owner activates.
 			n := consumerName(a.opts.prefix, p.Owner, p.OwnerIncarnation)
 			needed[n] = append(needed[n], p.Subjects...)
 		}

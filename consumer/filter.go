@@ -114,7 +114,9 @@ func (m *filterManager) run(ctx context.Context) {
 			m.a.log.Warn("pull loop trouble; checking the consumer", "err", err)
 			m.stopPull()
 			m.a.setConsumerErr(fmt.Errorf("consumer: pull loop: %w", err))
-			if applied.Inc == 0 {
+			if applied.Inc == 0 || applied.Inc != m.a.inc() {
+				// The incarnation is over: its consumer is its next owners'
+				// to clean, never to be recreated here.
 				continue
 			}
 			// Check the consumer and recreate it if it is gone.
@@ -153,8 +155,26 @@ func (m *filterManager) run(ctx context.Context) {
 			applied.Verify = false
 			m.a.metrics.updateSeconds.Observe(time.Since(start).Seconds())
 		}
+		// The core learns of the update (and of a recreated consumer)
+		// before the pull loop may hand it a delivery of the new consumer:
+		// a delivery first would move the partition past what the old
+		// consumer never delivered, and the catch-up from there would skip it.
 		inc, ver := sf.Inc, sf.Version
-		m.a.post(ctx, func(c *core.Core, now time.Time) { c.FilterDone(now, inc, ver, recreated, err) })
+		stepped := make(chan struct{})
+		if !m.a.post(ctx, func(c *core.Core, now time.Time) {
+			c.FilterDone(now, inc, ver, recreated, err)
+			close(stepped)
+		}) {
+			return
+		}
+		select {
+		case <-stepped:
+		case <-ctx.Done():
+			return
+		}
+		if err == nil {
+			m.startPull()
+		}
 	}
 }
 
@@ -272,7 +292,6 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		}
 		m.paused = false
 	}
-	m.startPull()
 	a.setConsumerErr(nil)
 	return false, nil
 }
@@ -306,7 +325,6 @@ func (m *filterManager) create(ctx context.Context, name string, want []string) 
 	a.metrics.updates.WithLabelValues("success").Inc()
 	a.metrics.subjects.Set(float64(len(want)))
 	a.setConsumerErr(nil)
-	m.startPull()
 	return nil
 }
 
@@ -336,7 +354,7 @@ func (m *filterManager) toEmpty(ctx context.Context, name string) error {
 }
 
 func (m *filterManager) startPull() {
-	if m.pull != nil || m.cons == nil || m.paused {
+	if m.pull != nil || m.cons == nil || !m.exists || m.paused {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
