@@ -911,7 +911,15 @@ func (c *Core) checkCovered(p *part) {
 		return
 	}
 	c.setPhase(p, PhaseCatchingUp)
-	c.restartPart(p)
+	if p.running == 0 && !p.restart && !p.reading && c.live() {
+		// The deliveries held while covering are the consumer's that now
+		// covers the partition: kept, the read can end at the first of
+		// them instead of asking the stream leader for the end.
+		p.lastDispatched, p.readNext, p.caughtUp = p.processed, p.processed, false
+		c.read(p)
+	} else {
+		c.restartPart(p)
+	}
 	c.checkActivate(p)
 }
 
