@@ -40,16 +40,17 @@ func (d *demo) finish(ctx context.Context) error {
 	for _, ev := range evs {
 		tb.add(ev)
 	}
-	var p2d, d2c, c2a []float64
+	var p2d, d2c, c2a, p2a []float64
 	for _, h := range tb.timelines() {
 		if h.Handoff != 0 && !h.Forced && h.Activated != 0 {
 			p2d, d2c, c2a = append(p2d, h.PrepareToDrainMS), append(d2c, h.DrainToCommitMS), append(c2a, h.CommitToActivateMS)
+			p2a = append(p2a, h.PrepareToDrainMS+h.DrainToCommitMS+h.CommitToActivateMS)
 		}
 	}
 	d.step("done: %d graceful handoffs, %d forced commits after the crash", len(p2d), len(forced))
 	if len(p2d) > 0 {
-		fmt.Fprintf(d.out, "graceful handoff phases (median): prepare→drain %s, drain→commit %s, commit→activate %s (per handoff: baton audit --timeline)\n",
-			medianMS(p2d), medianMS(d2c), medianMS(c2a))
+		fmt.Fprintf(d.out, "graceful handoffs: prepare→active median %s, p99 %s; phases (median): prepare→drain %s, drain→commit %s, commit→activate %s (per handoff: baton audit --timeline)\n",
+			pctMS(p2a, 50), pctMS(p2a, 99), pctMS(p2d, 50), pctMS(d2c, 50), pctMS(c2a, 50))
 	}
 	var per []string
 	for _, w := range sortedKeys(byWorker) {
@@ -73,9 +74,12 @@ func (d *demo) finish(ctx context.Context) error {
 	return nil
 }
 
-func medianMS(v []float64) string {
+// pctMS is the p-th percentile (nearest rank) of v, in milliseconds, as a
+// duration rounded to 0.1 ms.
+func pctMS(v []float64, p int) string {
 	slices.Sort(v)
-	return (time.Duration(v[len(v)/2] * float64(time.Millisecond))).Round(100 * time.Microsecond).String()
+	i := min(len(v)-1, max(0, (len(v)*p+99)/100-1))
+	return (time.Duration(v[i] * float64(time.Millisecond))).Round(100 * time.Microsecond).String()
 }
 
 func (d *demo) auditEvents(ctx context.Context, types ...fsm.EventType) ([]fsm.Event, error) {
