@@ -157,9 +157,12 @@ func WithHandlerConcurrency(n int) Option {
 	return positive("handler concurrency", n, func(o *options) { o.concurrency = n })
 }
 
-// WithCoalesce sets the reconciler's coalescing window (default 50ms): a change
-// after a quiet window is applied at once, and further changes within the
-// window become one more consumer update at its end.
+// WithCoalesce sets the coalescing window of consumer filter updates
+// (default 50ms): an update that completes no handoff waits until the window
+// since the previous update has passed, and the requests made meanwhile
+// become one update. An update a handoff waits on (a partition to cover
+// before its catch-up, a WorkQueue partition to drop before its drain report)
+// never waits for the window.
 func WithCoalesce(d time.Duration) Option {
 	return duration("coalesce window", d, 0, func(o *options) { o.coalesce = d })
 }

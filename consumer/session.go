@@ -148,7 +148,7 @@ func ms(v int64, def time.Duration) time.Duration {
 }
 
 // watchLoop follows the worker's assignment with blocking queries and hands
-// every new version to the reconciler.
+// every new version to the core.
 func (a *Applier) watchLoop(ctx context.Context) {
 	b := newBackoff(100*time.Millisecond, a.opts.controlBackoffMax)
 	var idx fsm.RaftIndex
