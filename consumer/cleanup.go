@@ -13,6 +13,7 @@ import (
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // Cleaning up after gone incarnations: every consumer is named for one
@@ -59,19 +60,15 @@ func (a *Applier) clean(ctx context.Context, c core.Clean) {
 // filter would be empty. Only consumers of gone incarnations are edited, so no
 // live worker's own updates can be lost.
 func (a *Applier) removeSubjects(ctx context.Context, name string, subjects []string) error {
-	b := newBackoff(20*time.Millisecond, time.Second)
-	for attempt := 0; attempt < 8; attempt++ {
+	err := retry.Do(ctx, cleanPolicy(), func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := a.removeOnce(cctx, name, subjects)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if !b.wait(ctx, classify(err)) {
-			return ctx.Err()
-		}
+		defer cancel()
+		return a.removeOnce(cctx, name, subjects)
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: could not clean %s: %w", name, err)
 	}
-	return fmt.Errorf("consumer: could not clean %s", name)
+	return nil
 }
 
 var errRetryClean = errors.New("consumer: filter changed under us")

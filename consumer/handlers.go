@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/batonhq/baton/consumer/internal/core"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // The handler pool: opts.concurrency goroutines, each running one message at
@@ -126,25 +127,16 @@ func (a *Applier) settle(j *job, msg *message, how core.Settle) {
 	case core.SettleAck:
 		_ = msg.msg.Ack()
 	case core.SettleDoubleAck:
-		b := newBackoff(20*time.Millisecond, time.Second)
-		for i := 0; i < 5; i++ {
-			err := msg.msg.DoubleAck(ctx)
-			if err == nil || !b.wait(ctx, classify(err)) {
-				return
-			}
-		}
+		_ = retry.Do(ctx, settlePolicy(), msg.msg.DoubleAck)
 	case core.SettleTerm:
 		_ = msg.msg.TermWithReason("baton: dead-lettered")
 	case core.SettleDelete:
-		b := newBackoff(20*time.Millisecond, time.Second)
-		for i := 0; i < 5; i++ {
+		_ = retry.Do(ctx, settlePolicy(), func(ctx context.Context) error {
 			err := a.stream.DeleteMsg(ctx, uint64(j.Msg.Seq))
-			if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
-				return
+			if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+				return nil // gone already
 			}
-			if !b.wait(ctx, classify(err)) {
-				return
-			}
-		}
+			return err
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/retry"
 )
 
 // Executors of the core's I/O actions that answer it: reports to the claim
@@ -152,24 +153,17 @@ func (a *Applier) read(ctx context.Context, r core.Read) {
 }
 
 // readSubject reads the next batch of one subject, retrying transient errors
-// a few times.
+// a few times (readPolicy).
 func (a *Applier) readSubject(ctx context.Context, subject string, from uint64) ([]*jetstream.RawStreamMsg, error) {
-	b := newBackoff(20*time.Millisecond, time.Second)
-	for attempt := 0; ; attempt++ {
+	var msgs []*jetstream.RawStreamMsg
+	err := retry.Do(ctx, readPolicy(), func(ctx context.Context) error {
 		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		msgs, err := a.reader.next(gctx, subject, from)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			return msgs, err
-		}
-		c := classify(err)
-		if c == terminal || attempt >= 4 {
-			return nil, err
-		}
-		if !b.wait(ctx, c) {
-			return nil, ctx.Err()
-		}
-	}
+		defer cancel()
+		var err error
+		msgs, err = a.reader.next(gctx, subject, from)
+		return err
+	})
+	return msgs, err
 }
 
 // cutSorted sorts ds by sequence and keeps those at or below bound.
