@@ -24,41 +24,41 @@ import (
 const reportAttempt = 5 * time.Second
 
 func (a *Applier) reportDrained(ctx context.Context, r core.ReportDrained) {
-	parts, epochs := make([]fsm.PartitionID, len(r.Items)), make([]fsm.Epoch, len(r.Items))
-	for i, it := range r.Items {
-		parts[i], epochs[i] = it.Partition, it.Epoch
-	}
-	res, err := report(ctx, func(ctx context.Context) (api.WriteResponse, error) {
-		return a.coord.Drained(ctx, a.worker, r.Inc, r.Items)
-	})
-	a.postReport(ctx, r.Inc, core.KindDrained, parts, epochs, res, err)
+	sendReport(ctx, a, r.Inc, core.KindDrained, r.Items, func(it fsm.DrainItem) (fsm.PartitionID, fsm.Epoch) { return it.Partition, it.Epoch },
+		func(ctx context.Context) (api.WriteResponse, error) {
+			return a.coord.Drained(ctx, a.worker, r.Inc, r.Items)
+		})
 }
 
 func (a *Applier) reportActivated(ctx context.Context, r core.ReportActivated) {
-	parts, epochs := make([]fsm.PartitionID, len(r.Items)), make([]fsm.Epoch, len(r.Items))
-	for i, it := range r.Items {
-		parts[i], epochs[i] = it.Partition, it.Epoch
-	}
-	res, err := report(ctx, func(ctx context.Context) (api.WriteResponse, error) {
-		return a.coord.Activated(ctx, a.worker, r.Inc, r.Items)
-	})
-	a.postReport(ctx, r.Inc, core.KindActivated, parts, epochs, res, err)
+	sendReport(ctx, a, r.Inc, core.KindActivated, r.Items, func(it fsm.ActivateItem) (fsm.PartitionID, fsm.Epoch) { return it.Partition, it.Epoch },
+		func(ctx context.Context) (api.WriteResponse, error) {
+			return a.coord.Activated(ctx, a.worker, r.Inc, r.Items)
+		})
 }
 
 func (a *Applier) reportCheckpoints(ctx context.Context, r core.ReportCheckpoints) {
-	parts, epochs := make([]fsm.PartitionID, len(r.Items)), make([]fsm.Epoch, len(r.Items))
-	for i, it := range r.Items {
-		parts[i], epochs[i] = it.Partition, it.Epoch
+	sendReport(ctx, a, r.Inc, core.KindCheckpoints, r.Items, func(it fsm.CheckpointItem) (fsm.PartitionID, fsm.Epoch) { return it.Partition, it.Epoch },
+		func(ctx context.Context) (api.WriteResponse, error) {
+			res, err := a.coord.Checkpoints(ctx, a.worker, r.Inc, r.Items)
+			if err == nil {
+				a.metrics.checkpoints.Add(float64(len(r.Items)))
+			} else {
+				a.log.Debug("checkpoint", "err", err)
+			}
+			return res, err
+		})
+}
+
+// sendReport makes one bounded report call for items and hands the outcome
+// to the core, item by item (partition and epoch, as key gives them).
+func sendReport[T any](ctx context.Context, a *Applier, inc fsm.Incarnation, kind core.ReportKind, items []T, key func(T) (fsm.PartitionID, fsm.Epoch), call func(context.Context) (api.WriteResponse, error)) {
+	parts, epochs := make([]fsm.PartitionID, len(items)), make([]fsm.Epoch, len(items))
+	for i, it := range items {
+		parts[i], epochs[i] = key(it)
 	}
-	res, err := report(ctx, func(ctx context.Context) (api.WriteResponse, error) {
-		return a.coord.Checkpoints(ctx, a.worker, r.Inc, r.Items)
-	})
-	if err == nil {
-		a.metrics.checkpoints.Add(float64(len(r.Items)))
-	} else {
-		a.log.Debug("checkpoint", "err", err)
-	}
-	a.postReport(ctx, r.Inc, core.KindCheckpoints, parts, epochs, res, err)
+	res, err := report(ctx, call)
+	a.postReport(ctx, inc, kind, parts, epochs, res, err)
 }
 
 // report makes one bounded report call.

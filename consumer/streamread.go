@@ -199,17 +199,26 @@ func (s *streamReader) leaderNext(ctx context.Context, subject string, seq uint6
 	if err != nil {
 		return nil, err
 	}
-	var resp struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Subject  string    `json:"subject"`
-			Sequence uint64    `json:"seq"`
-			Header   []byte    `json:"hdrs"`
-			Data     []byte    `json:"data"`
-			Time     time.Time `json:"time"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+	return decodeMessageGet(reply.Data)
+}
+
+// messageGetResponse is the message-get API's answer.
+type messageGetResponse struct {
+	Error   *jetstream.APIError `json:"error"`
+	Message *struct {
+		Subject  string    `json:"subject"`
+		Sequence uint64    `json:"seq"`
+		Header   []byte    `json:"hdrs"`
+		Data     []byte    `json:"data"`
+		Time     time.Time `json:"time"`
+	} `json:"message"`
+}
+
+// decodeMessageGet decodes the message-get API's answer: the message, nil
+// when there is none (the leader's word), or the error it reports.
+func decodeMessageGet(data []byte) (*jetstream.RawStreamMsg, error) {
+	var resp messageGetResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
 		return nil, fmt.Errorf("message get: %w", err)
 	}
 	switch {
@@ -221,8 +230,12 @@ func (s *streamReader) leaderNext(ctx context.Context, subject string, seq uint6
 		return nil, jetstream.ErrInvalidJetStreamResponse
 	}
 	m := resp.Message
+	if m.Subject == "" {
+		return nil, errors.New("message get: no subject")
+	}
 	var h nats.Header
 	if len(m.Header) > 0 {
+		var err error
 		if h, err = nats.DecodeHeadersMsg(m.Header); err != nil {
 			return nil, fmt.Errorf("message get: headers: %w", err)
 		}

@@ -190,14 +190,7 @@ func readRecords(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]delivery.
 
 // handling is one line of a worker's record file: a message its handler
 // handled, and when and how the handler ran.
-type handling struct {
-	delivery.Record
-	// Start and End are the handler's entry and return, on the worker's
-	// wall clock (every process of a test runs on one machine).
-	Start, End time.Time
-	// Cancelled: the handler's context was cancelled when it returned.
-	Cancelled bool
-}
+type handling = delivery.Handling
 
 // readHandlings reads every worker's record file: "partition seq epoch start
 // end cancelled" lines (cmd/baton's --record), per partition, each worker's
@@ -231,23 +224,7 @@ func readHandlings(files map[fsm.WorkerID]string) (map[fsm.PartitionID][]handlin
 	return out, nil
 }
 
-func parseHandling(line string) (handling, error) {
-	var p string
-	var seq, epoch uint64
-	var start, end int64
-	var cancelled int
-	if _, err := fmt.Sscanf(line, "%s %d %d %d %d %d", &p, &seq, &epoch, &start, &end, &cancelled); err != nil {
-		return handling{}, fmt.Errorf("line %q: %w", line, err)
-	}
-	if cancelled != 0 && cancelled != 1 {
-		return handling{}, fmt.Errorf("line %q: cancelled is %d, want 0 or 1", line, cancelled)
-	}
-	pid := fsm.PartitionID(p)
-	return handling{
-		Record: delivery.Record{Partition: pid, Seq: fsm.StreamSeq(seq), Epoch: fsm.Epoch(epoch)},
-		Start:  time.Unix(0, start), End: time.Unix(0, end), Cancelled: cancelled == 1,
-	}, nil
-}
+func parseHandling(line string) (handling, error) { return delivery.ParseLine(line) }
 
 // publisher publishes to random partitions every few milliseconds and
 // remembers each message's stream sequence.

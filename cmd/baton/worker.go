@@ -24,6 +24,7 @@ import (
 
 	"github.com/batonhq/baton/consumer"
 	"github.com/batonhq/baton/fsm"
+	"github.com/batonhq/baton/internal/delivery"
 )
 
 const workerHelp = `
@@ -322,19 +323,13 @@ func (h *workerHandler) handle(ctx context.Context, m *consumer.Msg) error {
 	return nil
 }
 
-// recordLine is one --record line: "partition seq epoch start end
-// cancelled". The first three fields are what readers of the older format
-// expect; start and end are the handler's entry and return (Unix nanoseconds,
-// wall clock: the tests that read them run every process on one machine), and
-// cancelled tells whether the handler's context was already cancelled when it
-// returned (the applier cancels a running handler's context when the worker
-// loses the partition or fences itself).
+// recordLine is one --record line (delivery.Handling.Line: the format lives
+// beside its reader).
 func recordLine(m *consumer.Msg, start, end time.Time, cancelled bool) string {
-	c := 0
-	if cancelled {
-		c = 1
-	}
-	return fmt.Sprintf("%s %d %d %d %d %d\n", m.Partition, m.Seq, m.Epoch, start.UnixNano(), end.UnixNano(), c)
+	return delivery.Handling{
+		Record: delivery.Record{Partition: m.Partition, Seq: m.Seq, Epoch: m.Epoch},
+		Start:  start, End: end, Cancelled: cancelled,
+	}.Line()
 }
 
 func (h *workerHandler) report(w *os.File) {
