@@ -154,19 +154,7 @@ func TestE2E_LeaderFrozen(t *testing.T) {
 		if handled, err = readRecords(records); err != nil {
 			return err
 		}
-		missing := 0
-		for p, seqs := range published {
-			seen := map[fsm.StreamSeq]bool{}
-			for _, r := range handled[p] {
-				seen[r.Seq] = true
-			}
-			for _, s := range seqs {
-				if !seen[s] {
-					missing++
-				}
-			}
-		}
-		if missing > 0 {
+		if missing := unhandled(published, handled); missing > 0 {
 			return fmt.Errorf("%d messages not handled yet", missing)
 		}
 		return nil

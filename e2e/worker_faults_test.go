@@ -490,19 +490,7 @@ func (r *faultRig) verdict(t *testing.T, published map[fsm.PartitionID][]fsm.Str
 		if handled, err = readRecords(r.records); err != nil {
 			return err
 		}
-		missing = 0
-		for p, seqs := range published {
-			seen := map[fsm.StreamSeq]bool{}
-			for _, h := range handled[p] {
-				seen[h.Seq] = true
-			}
-			for _, s := range seqs {
-				if !seen[s] {
-					missing++
-				}
-			}
-		}
-		if missing > 0 {
+		if missing = unhandled(published, handled); missing > 0 {
 			return fmt.Errorf("%d messages not handled yet", missing)
 		}
 		return nil

@@ -87,19 +87,7 @@ func TestE2E_WorkersExactlyOnce(t *testing.T) {
 		if handled, err = readRecords(records); err != nil {
 			return err
 		}
-		missing := 0
-		for p, seqs := range published {
-			seen := map[fsm.StreamSeq]bool{}
-			for _, r := range handled[p] {
-				seen[r.Seq] = true
-			}
-			for _, s := range seqs {
-				if !seen[s] {
-					missing++
-				}
-			}
-		}
-		if missing > 0 {
+		if missing := unhandled(published, handled); missing > 0 {
 			return fmt.Errorf("%d messages not handled yet", missing)
 		}
 		return nil
@@ -304,4 +292,21 @@ func (p *publisher) halt() map[fsm.PartitionID][]fsm.StreamSeq {
 		out[k] = append([]fsm.StreamSeq(nil), v...)
 	}
 	return out
+}
+
+// unhandled counts the published messages no record shows handled.
+func unhandled(published map[fsm.PartitionID][]fsm.StreamSeq, handled map[fsm.PartitionID][]delivery.Record) int {
+	missing := 0
+	for p, seqs := range published {
+		seen := map[fsm.StreamSeq]bool{}
+		for _, r := range handled[p] {
+			seen[r.Seq] = true
+		}
+		for _, s := range seqs {
+			if !seen[s] {
+				missing++
+			}
+		}
+	}
+	return missing
 }
