@@ -336,7 +336,7 @@ func BenchmarkCatchupRead(b *testing.B) {
 // messages of one owner (steady_*). Each iteration is one full run; every run
 // must be exact.
 func BenchmarkPause(b *testing.B) {
-	var pauses, steady []time.Duration
+	var pauses, steady, join, leave []time.Duration
 	dups := 0
 	for i := 0; i < b.N; i++ {
 		e := newEnv(b, jetstream.LimitsPolicy, 16)
@@ -365,10 +365,13 @@ func BenchmarkPause(b *testing.B) {
 				}
 				prev := recs[j-1]
 				d := r.at.Sub(prev.at) - r.stored.Sub(prev.stored)
-				if prev.epoch == r.epoch {
+				switch {
+				case prev.epoch == r.epoch:
 					steady = append(steady, d) // the baseline: no handoff between them
-				} else {
-					pauses = append(pauses, d)
+				case prev.worker == "w2":
+					pauses, leave = append(pauses, d), append(leave, d)
+				default:
+					pauses, join = append(pauses, d), append(join, d)
 				}
 			}
 		}
@@ -377,6 +380,10 @@ func BenchmarkPause(b *testing.B) {
 	b.ReportMetric(pct(pauses, 50).Seconds()*1000, "pause_p50_ms")
 	b.ReportMetric(pct(pauses, 99).Seconds()*1000, "pause_p99_ms")
 	b.ReportMetric(slices.Max(append(pauses, 0)).Seconds()*1000, "pause_max_ms")
+	b.ReportMetric(pct(join, 50).Seconds()*1000, "pause_join_p50_ms")
+	b.ReportMetric(pct(join, 99).Seconds()*1000, "pause_join_p99_ms")
+	b.ReportMetric(pct(leave, 50).Seconds()*1000, "pause_leave_p50_ms")
+	b.ReportMetric(pct(leave, 99).Seconds()*1000, "pause_leave_p99_ms")
 	b.ReportMetric(pct(steady, 50).Seconds()*1000, "steady_p50_ms")
 	b.ReportMetric(pct(steady, 99).Seconds()*1000, "steady_p99_ms")
 	b.ReportMetric(float64(dups), "duplicates")
