@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,25 @@ func ownerCount(ctx context.Context, c *client.Client) (map[fsm.WorkerID]int, er
 		out[p.Owner]++
 	}
 	return out, nil
+}
+
+// declarePartitions declares n partitions ("p-" and a number, subjects
+// orders.<id>.>) through the CLI, and returns their ids, sorted, as the
+// cluster lists them (the CLI pads the numbers to the count's width).
+func declarePartitions(t *testing.T, c *client.Client, addr string, n int) []fsm.PartitionID {
+	t.Helper()
+	cli(t, "partitions", "declare", "--addr", addr, "--template", "orders.{{.Partition}}.>", "--prefix", "p-", "--count", strconv.Itoa(n))
+	owners, err := partitionOwners(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := make([]fsm.PartitionID, 0, len(owners))
+	for p := range owners {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	if len(parts) != n {
+		t.Fatalf("%d partitions declared, want %d", len(parts), n)
+	}
+	return parts
 }

@@ -86,11 +86,10 @@ func (p *proc) launch() {
 
 // onLine records a JSON log line and wakes a waiter for its message.
 func (p *proc) onLine(line string) {
-	var m map[string]any
-	if json.Unmarshal([]byte(line), &m) != nil {
+	m, msg, ok := parseLogLine(line)
+	if !ok {
 		return
 	}
-	msg, _ := m["msg"].(string)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lines = append(p.lines, m)
@@ -272,4 +271,15 @@ func eventually(t *testing.T, what string, f func() error) {
 		time.Sleep(wait)
 		wait = min(2*wait, 250*time.Millisecond)
 	}
+}
+
+// parseLogLine reads one line a process logged with --log-format json: its
+// fields and its message. Anything else (a plain line, a partial write) is
+// not a log line.
+func parseLogLine(line string) (fields map[string]any, msg string, ok bool) {
+	if json.Unmarshal([]byte(line), &fields) != nil || fields == nil {
+		return nil, "", false
+	}
+	msg, _ = fields["msg"].(string)
+	return fields, msg, true
 }

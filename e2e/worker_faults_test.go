@@ -453,18 +453,7 @@ func newFaultRig(t *testing.T, retention jetstream.RetentionPolicy, serverFlags 
 	r.servers = startServers(t, 3, serverFlags...)
 	r.addr = strings.Join(urls(r.servers), ",")
 	r.c = newClient(t, urls(r.servers))
-	cli(t, "partitions", "declare", "--addr", r.addr, "--template", "orders.{{.Partition}}.>", "--prefix", "p-", "--count", strconv.Itoa(faultPartitions))
-	owners, err := partitionOwners(r.c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := range owners {
-		r.parts = append(r.parts, p) // named by the declare: p-00 ... p-15
-	}
-	slices.Sort(r.parts)
-	if len(r.parts) != faultPartitions {
-		t.Fatalf("%d partitions declared, want %d", len(r.parts), faultPartitions)
-	}
+	r.parts = declarePartitions(t, r.c, r.addr, faultPartitions) // p-00 ... p-15
 	return r
 }
 

@@ -43,11 +43,7 @@ func TestE2E_WorkersExactlyOnce(t *testing.T) {
 	addr := strings.Join(urls(servers), ",")
 	c := newClient(t, urls(servers))
 	const partitions = 8
-	cli(t, "partitions", "declare", "--addr", addr, "--template", "orders.{{.Partition}}.>", "--prefix", "p-", "--count", strconv.Itoa(partitions))
-	var parts []fsm.PartitionID
-	for i := range partitions {
-		parts = append(parts, fsm.PartitionID(fmt.Sprintf("p-%d", i)))
-	}
+	parts := declarePartitions(t, c, addr, partitions)
 
 	dir := t.TempDir()
 	workers := map[fsm.WorkerID]*proc{}

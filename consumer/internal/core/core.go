@@ -1253,10 +1253,7 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				continue
 			}
 			p.actSent = false
-			var ie error
-			if i < len(itemErrs) {
-				ie = itemErrs[i]
-			}
+			ie := itemErr(itemErrs, i)
 			switch {
 			case err != nil && !refused:
 			case err != nil || ie != nil:
@@ -1268,12 +1265,7 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				c.afterActivation(p)
 			}
 		}
-		if err != nil && !refused {
-			c.actBackoff = c.backoff(c.actBackoff)
-			c.actRetryAt = c.now.Add(c.actBackoff)
-		} else {
-			c.actBackoff, c.actRetryAt = 0, time.Time{}
-		}
+		c.retryLater(&c.actBackoff, &c.actRetryAt, err != nil && !refused)
 		c.sendActivations()
 	case KindDrained:
 		c.drainFlight = false
@@ -1288,10 +1280,7 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				// meanwhile): says nothing of the current one.
 				continue
 			}
-			var ie error
-			if i < len(itemErrs) {
-				ie = itemErrs[i]
-			}
+			ie := itemErr(itemErrs, i)
 			switch {
 			case err != nil && !refused:
 			case err != nil || ie != nil:
@@ -1301,12 +1290,7 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 				p.drainDone = true
 			}
 		}
-		if err != nil && !refused {
-			c.drainBackoff = c.backoff(c.drainBackoff)
-			c.drainRetryAt = c.now.Add(c.drainBackoff)
-		} else {
-			c.drainBackoff, c.drainRetryAt = 0, time.Time{}
-		}
+		c.retryLater(&c.drainBackoff, &c.drainRetryAt, err != nil && !refused)
 		c.sendDrains()
 	case KindCheckpoints:
 		// Positions are recorded when sent; a refused item (a stale epoch)
@@ -1322,6 +1306,25 @@ func (c *Core) ReportDone(now time.Time, inc fsm.Incarnation, kind ReportKind, p
 		}
 	}
 	c.after()
+}
+
+// itemErr is the refusal of item i of a report, if any.
+func itemErr(itemErrs []error, i int) error {
+	if i < len(itemErrs) {
+		return itemErrs[i]
+	}
+	return nil
+}
+
+// retryLater sets a report kind's next attempt: after a back-off that
+// doubles with every failed request, or at once again after an answer.
+func (c *Core) retryLater(backoff *time.Duration, at *time.Time, failed bool) {
+	if failed {
+		*backoff = c.backoff(*backoff)
+		*at = c.now.Add(*backoff)
+		return
+	}
+	*backoff, *at = 0, time.Time{}
 }
 
 // afterActivation cleans the gone earlier owners' consumers of a partition
