@@ -238,7 +238,9 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 	}
 	s := newState(cfg)
 	var nWorkers, nPartitions, nHandoffs, nRequests, nNodes uint64
-	var buf []byte
+	// rec holds one record; it grows as the record's bytes arrive, so that a
+	// forged length costs nothing until the data is really there.
+	var rec bytes.Buffer
 	sawHeader := false
 	for {
 		n, err := binary.ReadUvarint(cr)
@@ -251,11 +253,14 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 		if n > maxRecordLen {
 			return nil, fmt.Errorf("record length %d", n)
 		}
-		buf = slices.Grow(buf[:0], int(n))[:n]
-		if _, err := io.ReadFull(cr, buf); err != nil {
+		rec.Reset()
+		if _, err := io.CopyN(&rec, cr, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		d := decoder{buf: buf}
+		d := decoder{buf: rec.Bytes()}
 		kind := d.u8()
 		if !sawHeader && kind != recHeader {
 			return nil, errors.New("first record is not the header")
