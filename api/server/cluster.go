@@ -8,20 +8,10 @@ import (
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, caller principal) error {
-	st, err := s.node.Status(r.Context())
+	out, err := s.clusterStatus(r.Context())
 	if err != nil {
 		return err
 	}
-	out := api.ClusterStatus{
-		NodeID: st.NodeID, State: st.State, Term: st.Term, LeaderID: st.LeaderID, LeaderAPI: st.LeaderAPI,
-		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, StateIndex: st.StateIndex,
-		LastIndex: st.LastIndex, SnapshotIndex: st.SnapshotIndex, Ready: st.Ready, NotReady: st.NotReady,
-		AuditFirst: st.AuditFirst, AuditLast: st.AuditLast, AuditEvents: st.AuditEvents,
-	}
-	for _, m := range st.Members {
-		out.Members = append(out.Members, api.Member{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Voter: m.Voter, Leader: m.Leader})
-	}
-	s.digestStatus(&out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

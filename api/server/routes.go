@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/console"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -49,6 +50,7 @@ func (s *Server) routes() {
 
 	s.route(api.PathStatus, map[string]method{"GET": get(s.status)})
 	s.route(api.PathSummary, map[string]method{"GET": get(s.summary)})
+	s.route(api.PathNodes, map[string]method{"GET": get(s.nodes)})
 	s.route(api.PathJoin, map[string]method{"POST": op(s.join)})
 	s.route(api.PathRemove, map[string]method{"POST": op(s.removeNode)})
 
@@ -64,6 +66,10 @@ func (s *Server) routes() {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "node": s.node.ID()})
 	}))
+	// The console's static files need no token either: every data call the
+	// page makes goes to the API above with the user's token.
+	s.mux.Handle(console.Prefix, s.console)
+	s.mux.Handle(console.Prefix+"/", s.console)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})

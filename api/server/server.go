@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/console"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/raftnode"
 )
@@ -29,6 +30,8 @@ type Server struct {
 	auth *authenticator
 	mux  *http.ServeMux
 	fwd  *http.Client
+	// console serves the operator console's files (console.Prefix).
+	console *console.Handler
 
 	// ctx ends when Close is called: blocking queries and audit follows
 	// return then.
@@ -59,7 +62,11 @@ func New(node Node, cfg Config) (*Server, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
-	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens, cfg.WorkerTokenKey), mux: http.NewServeMux(), fwd: fwd}
+	ui, err := console.New()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{node: node, cfg: cfg, log: log, auth: newAuthenticator(cfg.Tokens, cfg.WorkerTokenKey), mux: http.NewServeMux(), fwd: fwd, console: ui}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
 	s.startDigestCheck()
