@@ -21,6 +21,17 @@ type server struct {
 	id       string
 	raftAddr string
 	url      string
+	// token is the bearer token the helpers present to it (empty: the
+	// servers take none).
+	token string
+}
+
+// clientOpts are the options of a helper's client of s: its token, if any.
+func (s *server) clientOpts(opts ...client.Option) []client.Option {
+	if s.token != "" {
+		opts = append(opts, client.WithToken(s.token))
+	}
+	return opts
 }
 
 // serverArgs are the flags every test server gets: loopback, JSON logs, and
@@ -44,6 +55,14 @@ func serverArgs(id, dir, raftAddr, httpAddr string) []string {
 // members and ready. flags ("--flag", "value" pairs) replace serverArgs's.
 func startServers(t *testing.T, n int, flags ...string) []*server {
 	t.Helper()
+	return startServersToken(t, "", n, flags...)
+}
+
+// startServersToken is startServers for servers that need a token (flags
+// configure them with --token-file or --token): the helpers present token,
+// which needs at least the read role.
+func startServersToken(t *testing.T, token string, n int, flags ...string) []*server {
+	t.Helper()
 	base := t.TempDir()
 	var out []*server
 	for i := 1; i <= n; i++ {
@@ -56,7 +75,7 @@ func startServers(t *testing.T, n int, flags ...string) []*server {
 		}
 		p := start(t, id, args...)
 		line := p.waitLog("listening")
-		s := &server{proc: p, id: id, raftAddr: str(line["raft_addr"]), url: str(line["api_url"])}
+		s := &server{proc: p, id: id, raftAddr: str(line["raft_addr"]), url: str(line["api_url"]), token: token}
 		// A restart must come back on the same addresses.
 		p.args = withFlags(serverArgs(id, filepath.Join(base, id), s.raftAddr, strings.TrimPrefix(s.url, "http://")), flags...)
 		if i > 1 {
@@ -110,7 +129,7 @@ func waitReady(t *testing.T, servers []*server, members int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%d servers ready with %d members", len(servers), members), func() error {
 		for _, s := range servers {
-			c, err := client.New([]string{s.url}, client.WithRetries(0), client.WithTimeout(2*time.Second))
+			c, err := client.New([]string{s.url}, s.clientOpts(client.WithRetries(0), client.WithTimeout(2*time.Second))...)
 			if err != nil {
 				return err
 			}
@@ -140,7 +159,7 @@ func leaderOf(t *testing.T, servers []*server) *server {
 		leader = nil
 		var id string
 		for _, s := range servers {
-			c, err := client.New([]string{s.url}, client.WithRetries(0), client.WithTimeout(2*time.Second))
+			c, err := client.New([]string{s.url}, s.clientOpts(client.WithRetries(0), client.WithTimeout(2*time.Second))...)
 			if err != nil {
 				return err
 			}
@@ -174,7 +193,7 @@ func leaderOf(t *testing.T, servers []*server) *server {
 
 // auditOf reads a node's own copy of the whole audit log.
 func auditOf(s *server) ([]fsm.Event, error) {
-	c, err := client.New([]string{s.url}, client.WithConsistency(client.ConsistencyStale), client.WithRetries(0), client.WithTimeout(5*time.Second))
+	c, err := client.New([]string{s.url}, s.clientOpts(client.WithConsistency(client.ConsistencyStale), client.WithRetries(0), client.WithTimeout(5*time.Second))...)
 	if err != nil {
 		return nil, err
 	}
