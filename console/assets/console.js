@@ -24,6 +24,10 @@
   // node stopped answering (frozen, cut off): reconnect.
   const FOLLOW_SILENCE_MS = 15000;
   const PAGE = 1000;
+  // Codes after which a write's outcome is open and a retry with the same
+  // request id is safe (docs/api.md), and how long an action retries them.
+  const RETRYABLE = new Set(['no_leader', 'not_leader', 'unknown_outcome', 'unavailable', 'not_ready', 'timeout', 'internal', 'unreachable']);
+  const RETRY_WRITES_MS = 20000;
 
   // ---- state ---------------------------------------------------------------
 
@@ -794,20 +798,40 @@
     });
     ok.onclick = async () => {
       ok.disabled = true;
-      try {
-        const { data } = await api(method, path, { body, requestId: rid });
-        setError('action', null);
-        confirmRun = null;
-        dlg.close();
-        notice(done(data));
-        S.planAt = 0;
-        refreshSoon();
-      } catch (e) {
-        errBox.hidden = false;
-        errBox.dataset.code = e.code || '';
-        errBox.textContent = e.toString();
-        setError('action', e);
-        ok.disabled = false;
+      // An answer that leaves the outcome open (no leader during an
+      // election, the node busy or unreachable) is retried for a while with
+      // the same request id, as the Go client does: the cluster applies the
+      // request at most once.
+      const deadline = Date.now() + RETRY_WRITES_MS;
+      let delay = 250;
+      for (;;) {
+        try {
+          const { data } = await api(method, path, { body, requestId: rid });
+          if (confirmRun !== run) return;
+          setError('action', null);
+          confirmRun = null;
+          dlg.close();
+          notice(done(data));
+          S.planAt = 0;
+          refreshSoon();
+          return;
+        } catch (e) {
+          if (confirmRun !== run) return;
+          if (RETRYABLE.has(e.code) && Date.now() + delay < deadline) {
+            errBox.hidden = false;
+            errBox.dataset.code = '';
+            errBox.textContent = `retrying (${e.toString()})`;
+            await sleep(delay);
+            delay = Math.min(2 * delay, 2000);
+            continue;
+          }
+          errBox.hidden = false;
+          errBox.dataset.code = e.code || '';
+          errBox.textContent = e.toString();
+          setError('action', e);
+          ok.disabled = false;
+          return;
+        }
       }
     };
     $('confirm-cancel').onclick = () => { confirmRun = null; dlg.close(); };
