@@ -78,8 +78,11 @@ bench:
 	$(BENCH) -bench . -benchtime=1x ./internal/natstest
 	$(BENCH) -bench HeartbeatsUnderFsyncLoad -benchtime=1x ./raftnode
 
-# Longer fault runs: the linearizability check under leader isolation, kills
-# and restarts for minutes instead of seconds; CHAOS_FREEZES SIGSTOP/SIGCONT
+# Longer fault runs: the release suite (e2e TestE2E_ChaosSuite: real servers
+# and workers, every fault mixed at random for CHAOS_DURATION on each
+# retention, its report as a table and in chaos-report.json; make test runs
+# it for 20 s on one retention); the linearizability check under leader
+# isolation, kills and restarts for minutes instead of seconds; CHAOS_FREEZES SIGSTOP/SIGCONT
 # rounds of the leader of three real servers with writes in flight, then every
 # node's audit log, state and raft log compared (make test runs 2 rounds;
 # CHAOS_SEED=n replays a run's random choices); deposed leaders asked for
@@ -88,7 +91,8 @@ CHAOS_DURATION ?= 5m
 CHAOS_FREEZES  ?= 200
 CHAOS_SEED     ?= 0
 READS_ROUNDS   ?= 200
-chaos:
+chaos: build
+	$(GO) test -count=1 -timeout 180m -v -run '^TestE2E_ChaosSuite$$' ./e2e -chaos.duration=$(CHAOS_DURATION) -chaos.retention=all -chaos.seed=$(CHAOS_SEED) -chaos.report=$(CURDIR)/chaos-report.json
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
 	$(GO) test -count=1 -timeout 90m -v -run '^TestE2E_Chaos_LeaderFreezes$$' ./e2e -chaos.freezes=$(CHAOS_FREEZES) -chaos.seed=$(CHAOS_SEED)
 	$(GO) test -count=1 -timeout 60m -run 'TestDefaultRead_DeposedLeaderDoesNotAnswer' ./raftnode -reads.rounds=$(READS_ROUNDS)

@@ -200,9 +200,15 @@ func (a *Applier) janitor(ctx context.Context, inc fsm.Incarnation) {
 	}
 }
 
-// janitorLoop runs the janitor every opts.janitorEvery, beside the loop.
+// janitorFirst is when the janitor first looks, at the latest: soon after
+// start, since a worker restarted after a crash is the one most likely to
+// find what its predecessor left.
+const janitorFirst = 10 * time.Second
+
+// janitorLoop runs the janitor beside the loop: once janitorFirst (or one
+// interval, if shorter) after start, then every opts.janitorEvery.
 func (a *Applier) janitorLoop(ctx context.Context) {
-	t := time.NewTicker(a.opts.janitorEvery)
+	t := time.NewTimer(min(janitorFirst, a.opts.janitorEvery))
 	defer t.Stop()
 	for {
 		select {
@@ -210,6 +216,7 @@ func (a *Applier) janitorLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			a.janitor(ctx, a.inc())
+			t.Reset(a.opts.janitorEvery)
 		}
 	}
 }

@@ -294,6 +294,16 @@ func WithSubjectTemplate(t string) Option {
 	})
 }
 
+// WithJanitorInterval sets how often the applier looks for consumers that
+// gone incarnations (crashed workers) left behind and nobody else will clean,
+// and takes out of them what no partition needs, deleting those left empty
+// (default 2m). The first look comes 10 s after New, or after one interval
+// if that is shorter: a worker restarted after a crash clears what its
+// predecessor left soon after it starts.
+func WithJanitorInterval(d time.Duration) Option {
+	return duration("janitor interval", d, time.Second, func(o *options) { o.janitorEvery = d })
+}
+
 // WithStuckAfter sets how long a partition may stay in a transitional phase
 // (covering, catching up, activating, draining, reporting a drain) before
 // Health reports it stuck, a metric counts it, and its step is retried from

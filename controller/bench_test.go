@@ -72,6 +72,7 @@ func benchRebalance(b *testing.B, cfg controller.Config) {
 	moves := len(since(ofType[fsm.Committed](h.events()), from))
 	least := minMoves(before, after)
 	h.checkBalanced("after the join", v)
+	logRounds(b, h.events(), from, w11.id, start)
 
 	// Failover: one of the 11 dies.
 	victim := ws[4]
@@ -99,6 +100,34 @@ func benchRebalance(b *testing.B, cfg controller.Config) {
 	b.Logf("death of %s (%d partitions): all active elsewhere after %.2fs = %.2f x the session TTL of %s; %d forced commits",
 		victim.id, len(lost), failover.Seconds(), failover.Seconds()/cfg.SessionTTL.Seconds(), cfg.SessionTTL, forced)
 	h.finish()
+}
+
+// logRounds logs, for each prepare command that moved partitions into w
+// after index from, when it was applied (since start) and how many it moved:
+// the handoff window's progress.
+func logRounds(b *testing.B, evs []fsm.Event, from fsm.RaftIndex, w fsm.WorkerID, start time.Time) {
+	var rounds []string
+	var n int
+	last := fsm.RaftIndex(0)
+	at := time.Duration(0)
+	flush := func() {
+		if n > 0 {
+			rounds = append(rounds, fmt.Sprintf("%s:%d", at.Round(time.Millisecond), n))
+		}
+	}
+	for _, e := range evs {
+		p, ok := e.Body.(fsm.Prepared)
+		if !ok || e.Index <= from || p.To != w {
+			continue
+		}
+		if e.Index != last {
+			flush()
+			at, n, last = time.Unix(0, e.Time).Sub(start), 0, e.Index
+		}
+		n++
+	}
+	flush()
+	b.Logf("prepares into %s (time since its start: moves): %v", w, rounds)
 }
 
 // registrationIndex returns the index of w's current incarnation's join.

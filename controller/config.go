@@ -31,10 +31,20 @@ type Config struct {
 	// after it the handoff is force-committed from the last checkpoint.
 	// Default 30s.
 	DrainTimeout time.Duration
-	// MaxHandoffs bounds pending handoffs cluster-wide; MaxHandoffsPerWorker
-	// bounds those into or out of any one worker. Defaults 256 and 32.
-	MaxHandoffs          int
-	MaxHandoffsPerWorker int
+	// MaxHandoffs bounds pending handoffs cluster-wide. Default 256.
+	MaxHandoffs int
+	// MaxHandoffsPerWorker is the window of pending handoffs into or out of
+	// one worker that every worker starts with, and the least it narrows to.
+	// The window widens by one with each of the worker's handoffs that
+	// completes (is active under its new owner) within SlowHandoff, up to
+	// MaxHandoffsPerWorkerCeiling, and halves when one takes longer: a
+	// worker that keeps up doubles its window every round. Defaults 32 and
+	// 256; a ceiling equal to MaxHandoffsPerWorker makes the bound fixed.
+	MaxHandoffsPerWorker        int
+	MaxHandoffsPerWorkerCeiling int
+	// SlowHandoff: a handoff not active under its new owner this long after
+	// the controller first saw it narrows its workers' windows. Default 2s.
+	SlowHandoff time.Duration
 	// Tick is how often the controller looks at time-based duties (session
 	// expiry, drain deadlines) when nothing changes. Default 200ms.
 	Tick time.Duration
@@ -55,16 +65,18 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		SessionTTL:           5 * time.Second,
-		HeartbeatInterval:    time.Second,
-		StabilizationWindow:  2 * time.Second,
-		DrainTimeout:         30 * time.Second,
-		MaxHandoffs:          256,
-		MaxHandoffsPerWorker: 32,
-		Tick:                 200 * time.Millisecond,
-		BatchSize:            1000,
-		Strategy:             placement.Default,
-		Placement:            placement.DefaultConfig(),
+		SessionTTL:                  5 * time.Second,
+		HeartbeatInterval:           time.Second,
+		StabilizationWindow:         2 * time.Second,
+		DrainTimeout:                30 * time.Second,
+		MaxHandoffs:                 256,
+		MaxHandoffsPerWorker:        32,
+		MaxHandoffsPerWorkerCeiling: 256,
+		SlowHandoff:                 2 * time.Second,
+		Tick:                        200 * time.Millisecond,
+		BatchSize:                   1000,
+		Strategy:                    placement.Default,
+		Placement:                   placement.DefaultConfig(),
 	}
 }
 
@@ -91,6 +103,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHandoffsPerWorker < 1 || c.MaxHandoffsPerWorker > c.MaxHandoffs {
 		bad("MaxHandoffsPerWorker must be 1..MaxHandoffs, got %d", c.MaxHandoffsPerWorker)
+	}
+	if c.MaxHandoffsPerWorkerCeiling < c.MaxHandoffsPerWorker {
+		bad("MaxHandoffsPerWorkerCeiling must be >= MaxHandoffsPerWorker (%d), got %d", c.MaxHandoffsPerWorker, c.MaxHandoffsPerWorkerCeiling)
+	}
+	if c.SlowHandoff <= 0 {
+		bad("SlowHandoff must be > 0, got %s", c.SlowHandoff)
 	}
 	if c.Tick <= 0 {
 		bad("Tick must be > 0, got %s", c.Tick)

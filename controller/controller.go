@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -35,6 +36,11 @@ type Controller struct {
 	now     func() time.Time
 	sess    *sessions
 	metrics *metrics
+
+	// windows is a copy of the current term's handoff windows (see
+	// throttle), for dry runs asked on other goroutines.
+	windowsMu sync.Mutex
+	windows   map[fsm.WorkerID]int
 
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -181,6 +187,8 @@ func (c *Controller) lead() {
 		}
 	}()
 
+	thr := newThrottle(c.cfg)
+	defer c.publishWindows(nil)
 	tick := time.NewTicker(c.cfg.Tick)
 	defer tick.Stop()
 	membership := eligibleKey(v.workers)
@@ -200,7 +208,9 @@ func (c *Controller) lead() {
 		// leader may already have waited.
 		stable := first || now.Sub(changedAt) >= c.cfg.StabilizationWindow
 		first = false
-		c.round(ctx, v, now, stable)
+		thr.observe(v, now)
+		c.publishWindows(thr.window)
+		c.round(ctx, v, now, stable, thr.limit)
 		if ctx.Err() != nil {
 			return
 		}
@@ -234,10 +244,28 @@ func (c *Controller) expire(ctx context.Context, now time.Time) {
 	}
 }
 
+// publishWindows copies the throttle's windows for dry runs (nil: not leading).
+func (c *Controller) publishWindows(w map[fsm.WorkerID]int) {
+	c.windowsMu.Lock()
+	defer c.windowsMu.Unlock()
+	c.windows = maps.Clone(w)
+}
+
+// window is w's handoff window as of the last round (the starting window
+// when this node does not lead).
+func (c *Controller) window(w fsm.WorkerID) int {
+	c.windowsMu.Lock()
+	defer c.windowsMu.Unlock()
+	if n, ok := c.windows[w]; ok {
+		return n
+	}
+	return c.cfg.MaxHandoffsPerWorker
+}
+
 // round plans once and proposes the decision's commands, batched.
-func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool) {
+func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool, window func(fsm.WorkerID) int) {
 	c.metrics.rounds.Inc()
-	d, err := decide(c.cfg, v, now, stable)
+	d, err := decide(c.cfg, v, now, stable, window)
 	if err != nil {
 		c.log.Error("plan", "err", err)
 		return

@@ -60,8 +60,9 @@ type Note struct {
 // force-commit partitions whose owner left or whose drain deadline passed;
 // claim unassigned partitions; then prepare moves, owner-ineligible (leaving,
 // cordoned) and pinned first, rebalancing last and only when not paused and
-// stable, all within the handoff throttles.
-func decide(cfg Config, v view, now time.Time, stable bool) (decision, error) {
+// stable, all within the handoff throttles: MaxHandoffs cluster-wide and
+// window(w) into or out of each worker w.
+func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.WorkerID) int) (decision, error) {
 	eligible := make(map[fsm.WorkerID]bool)
 	leaving := make(map[fsm.WorkerID]bool)
 	var in placement.Input
@@ -167,13 +168,13 @@ func decide(cfg Config, v view, now time.Time, stable bool) (decision, error) {
 			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
 				Detail: fmt.Sprintf("throttled: %d handoffs pending (max %d)", pending, cfg.MaxHandoffs)})
 			return
-		case perWorker[p.Owner] >= cfg.MaxHandoffsPerWorker:
+		case perWorker[p.Owner] >= window(p.Owner):
 			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
-				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (max %d)", p.Owner, perWorker[p.Owner], cfg.MaxHandoffsPerWorker)})
+				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (window %d)", p.Owner, perWorker[p.Owner], window(p.Owner))})
 			return
-		case to != "" && perWorker[to] >= cfg.MaxHandoffsPerWorker:
+		case to != "" && perWorker[to] >= window(to):
 			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
-				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (max %d)", to, perWorker[to], cfg.MaxHandoffsPerWorker)})
+				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (window %d)", to, perWorker[to], window(to))})
 			return
 		}
 		pending++

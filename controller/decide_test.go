@@ -19,6 +19,9 @@ type sim struct {
 	now time.Time
 	// dead workers neither activate nor drain.
 	dead map[fsm.WorkerID]bool
+	// thr is the controller's handoff throttle, made from cfg at the first
+	// round.
+	thr *throttle
 }
 
 func newSim(t *testing.T) *sim {
@@ -49,7 +52,12 @@ func (s *sim) declare(n int) {
 // round runs decide once and applies its commands; it returns the decision.
 func (s *sim) round(stable bool) decision {
 	s.t.Helper()
-	d, err := decide(s.cfg, readView(s.env.State), s.now, stable)
+	if s.thr == nil {
+		s.thr = newThrottle(s.cfg)
+	}
+	v := readView(s.env.State)
+	s.thr.observe(v, s.now)
+	d, err := decide(s.cfg, v, s.now, stable, s.thr.limit)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -236,6 +244,7 @@ func TestDecide_ThrottlesHandoffs(t *testing.T) {
 	s := newSim(t)
 	s.cfg.MaxHandoffs = 3
 	s.cfg.MaxHandoffsPerWorker = 2
+	s.cfg.MaxHandoffsPerWorkerCeiling = 2
 	s.join("w1")
 	s.declare(12)
 	s.settle()

@@ -396,10 +396,11 @@ func TestCluster_LeaderKilledMidHandoff(t *testing.T) {
 // TestCluster_ThrottlesHoldAtEveryEvent replays the audit log of a large
 // rebalance and checks the handoff throttles after every event: at most
 // MaxHandoffs pending cluster-wide, at most MaxHandoffsPerWorker into or out
-// of any worker.
+// of any worker (a fixed window here: the ceiling equals the start; the
+// window's adaptation is tested on decide, in throttle_test.go).
 func TestCluster_ThrottlesHoldAtEveryEvent(t *testing.T) {
 	cfg := testConfig()
-	cfg.MaxHandoffs, cfg.MaxHandoffsPerWorker = 3, 2
+	cfg.MaxHandoffs, cfg.MaxHandoffsPerWorker, cfg.MaxHandoffsPerWorkerCeiling = 3, 2, 2
 	h := newHarness(t, cfg)
 	h.start("w1", "w2", "w3")
 	h.declare(60)

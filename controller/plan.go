@@ -40,11 +40,11 @@ func (c *Controller) DryRun(ctx context.Context) (DryRun, error) {
 	if err := c.node.Read(ctx, raftnode.Stale, func(s *fsm.State) { v = readView(s) }); err != nil {
 		return DryRun{}, err
 	}
-	return dryRun(c.cfg, v, c.now())
+	return dryRun(c.cfg, v, c.now(), c.window)
 }
 
-func dryRun(cfg Config, v view, now time.Time) (DryRun, error) {
-	d, err := decide(cfg, v, now, true)
+func dryRun(cfg Config, v view, now time.Time, window func(fsm.WorkerID) int) (DryRun, error) {
+	d, err := decide(cfg, v, now, true, window)
 	if err != nil {
 		return DryRun{}, err
 	}

@@ -29,7 +29,7 @@ import (
 
 var (
 	chaosFreezes = flag.Int("chaos.freezes", 2, "leader freezes TestE2E_Chaos_LeaderFreezes makes (make chaos: CHAOS_FREEZES)")
-	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of TestE2E_Chaos_LeaderFreezes's random choices (0: from the clock)")
+	chaosSeed    = flag.Uint64("chaos.seed", 0, "seed of the random choices of TestE2E_Chaos_LeaderFreezes and TestE2E_ChaosSuite (0: from the clock; make chaos: CHAOS_SEED)")
 )
 
 // numWriters is how many clients keep writes in flight during the freezes.

@@ -115,7 +115,12 @@ func (s *serverFlags) register(f *flagSet) {
 		"wait this long after membership changes before claiming and rebalancing (0: act at once)")
 	f.intVar(&s.ctrl.MaxHandoffs, "max-handoffs", s.ctrl.MaxHandoffs, 1, math.MaxInt, "pending handoffs cluster-wide at most")
 	f.intVar(&s.ctrl.MaxHandoffsPerWorker, "max-handoffs-per-worker", s.ctrl.MaxHandoffsPerWorker, 1, math.MaxInt,
-		"pending handoffs into or out of one worker at most (at most --max-handoffs)")
+		"handoff window: pending handoffs into or out of one worker that every worker starts with;\n"+
+			"it widens as the worker's handoffs complete, up to --max-handoffs-per-worker-ceiling")
+	f.intVar(&s.ctrl.MaxHandoffsPerWorkerCeiling, "max-handoffs-per-worker-ceiling", s.ctrl.MaxHandoffsPerWorkerCeiling, 1, math.MaxInt,
+		"the widest a worker's handoff window grows (equal to --max-handoffs-per-worker: a fixed window)")
+	f.positiveDurationVar(&s.ctrl.SlowHandoff, "slow-handoff", s.ctrl.SlowHandoff,
+		"a handoff not active under its new owner after this halves its workers' handoff windows")
 	f.positiveDurationVar(&s.ctrl.Tick, "controller-tick", s.ctrl.Tick, "how often the controller checks session expiry and drain deadlines")
 	// The raft minimums are hashicorp/raft's (raft.ValidateConfig): below them
 	// the node would fail to start with an error that names no flag.

@@ -59,6 +59,7 @@ type workerFlags struct {
 	weight                              uint32
 	checkpoint, drainTimeout, ackWait   time.Duration
 	pullExpiry, closeTimeout, reportInt time.Duration
+	janitor                             time.Duration
 	logs                                logFlags
 	client                              clientFlags
 }
@@ -87,6 +88,7 @@ func runWorker(args []string) error {
 	f.durationVar(&w.drainTimeout, "drain-timeout", 0, 100*time.Millisecond, noMax, "how long a drain waits for in-flight handlers before cancelling them (unset: the library default, 10s)")
 	f.durationVar(&w.ackWait, "ack-wait", 0, time.Second, noMax, "the consumer's AckWait (unset: the library default, 30s)")
 	f.durationVar(&w.pullExpiry, "pull-expiry", 0, time.Second, noMax, "how long one pull request waits (unset: the library default, 5s)")
+	f.durationVar(&w.janitor, "janitor-interval", 0, time.Second, noMax, "how often the worker looks for consumers that crashed workers left behind and deletes\nwhat no partition needs (unset: the library default, 2m; first look 10s after start)")
 	f.positiveDurationVar(&w.closeTimeout, "close-timeout", 30*time.Second, "bound of the graceful hand-off on SIGINT/SIGTERM")
 	f.durationVar(&w.reportInt, "report-interval", 5*time.Second, 0, noMax, "how often the count and sleep handlers print a summary (0: only at exit)")
 	w.logs.register(f, "info")
@@ -154,6 +156,7 @@ func (w *workerFlags) run(log *slog.Logger) error {
 	}{
 		{w.checkpoint, consumer.WithCheckpointInterval}, {w.drainTimeout, consumer.WithDrainTimeout},
 		{w.ackWait, consumer.WithAckWait}, {w.pullExpiry, consumer.WithPullExpiry},
+		{w.janitor, consumer.WithJanitorInterval},
 	} {
 		if d.v > 0 {
 			opts = append(opts, d.opt(d.v))
