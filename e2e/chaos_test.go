@@ -176,9 +176,11 @@ type chaosRig struct {
 	ns      *natstest.Server
 	js      jetstream.JetStream
 	servers []*server
-	down    map[*server]bool
-	c       *client.Client
-	parts   []fsm.PartitionID
+	// raftProxies stand in front of each server's raft port (the address
+	// it advertises), for isolating a node.
+	raftProxies map[*server]*faultnet.Proxy
+	c           *client.Client
+	parts       []fsm.PartitionID
 
 	workers map[fsm.WorkerID]*chaosWorker
 	records map[fsm.WorkerID]string // per worker process (w1.1, w1.2, ...)
@@ -199,14 +201,14 @@ type chaosWorker struct {
 
 func runChaos(t *testing.T, seed uint64, name string, policy jetstream.RetentionPolicy, d time.Duration) *chaosResult {
 	r := &chaosRig{
-		t: t, rng: rand.New(rand.NewPCG(seed, uint64(policy))), dir: t.TempDir(), down: map[*server]bool{},
+		t: t, rng: rand.New(rand.NewPCG(seed, uint64(policy))), dir: t.TempDir(),
 		workers: map[fsm.WorkerID]*chaosWorker{}, records: map[fsm.WorkerID]string{},
 		res: &chaosResult{Seed: seed, Retention: name, Duration: d.String(), Faults: map[string]int{}, Checks: map[string]string{}},
 	}
 	r.ns = natstest.Start(t)
 	_, r.js = natstest.Connect(t, r.ns.URL())
 	natstest.CreateStream(t, r.js, "ORDERS", policy, "orders.>")
-	r.servers = startServers(t, 3)
+	r.startServers(3)
 	r.c = newClient(t, urls(r.servers))
 	r.parts = declarePartitions(t, r.c, strings.Join(urls(r.servers), ","), faultPartitions)
 	for _, id := range chaosPool {
@@ -352,6 +354,8 @@ func (r *chaosRig) step() {
 		{"raft_follower_sigkill", 1, nil, func() chaosFault { return r.killServer(false) }},
 		{"raft_leader_sigstop", 2, nil, func() chaosFault { return r.freezeServer(true) }},
 		{"raft_follower_sigstop", 1, nil, func() chaosFault { return r.freezeServer(false) }},
+		{"raft_leader_isolated", 2, nil, func() chaosFault { return r.isolateServer(true) }},
+		{"raft_follower_isolated", 1, nil, func() chaosFault { return r.isolateServer(false) }},
 		{"operator_move", 4, func() bool { return len(live) > 1 }, func() chaosFault {
 			f := chaosFault{kind: "operator_move", start: time.Now()}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -491,6 +495,74 @@ func (r *chaosRig) freezeServer(leader bool) chaosFault {
 		time.Sleep(left)
 	}
 	s.signal(syscall.SIGCONT)
+	waitReady(r.t, r.servers, len(r.servers))
+	f.end = time.Now()
+	return f
+}
+
+// startServers starts n servers as startServers does, each advertising a
+// proxy in front of its raft port as its raft address, so that every raft
+// connection to a node passes its proxy.
+func (r *chaosRig) startServers(n int) {
+	t := r.t
+	t.Helper()
+	base := t.TempDir()
+	r.raftProxies = map[*server]*faultnet.Proxy{}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		px, err := faultnet.NewProxy("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { px.Close() })
+		adv := []string{"--raft-advertise", px.Addr()}
+		args := withFlags(serverArgs(id, filepath.Join(base, id), "127.0.0.1:0", "127.0.0.1:0"), adv...)
+		join := []string{"--bootstrap"}
+		if i > 1 {
+			join = []string{"--join", r.servers[0].url}
+		}
+		p := start(t, id, append(args, join...)...)
+		line := p.waitLog("listening")
+		s := &server{proc: p, id: id, raftAddr: str(line["raft_bind"]), url: str(line["api_url"])}
+		px.SetTarget(s.raftAddr)
+		// A restart comes back on the same addresses.
+		p.args = append(withFlags(serverArgs(id, filepath.Join(base, id), s.raftAddr, strings.TrimPrefix(s.url, "http://")), adv...), join...)
+		r.servers = append(r.servers, s)
+		r.raftProxies[s] = px
+	}
+	waitReady(t, r.servers, n)
+}
+
+// isolateServer cuts the leader, or a random follower, off from the other
+// raft nodes both ways — its proxy drops what comes in, the others' drop
+// what it sends — for a few seconds, while its API stays reachable.
+func (r *chaosRig) isolateServer(leader bool) chaosFault {
+	s := r.serverRole(leader)
+	kind := "raft_follower_isolated"
+	if leader {
+		kind = "raft_leader_isolated"
+	}
+	f := chaosFault{kind: kind, target: s.id, start: time.Now()}
+	pid := s.cmd.Process.Pid
+	r.raftProxies[s].Cut()
+	for o, px := range r.raftProxies {
+		if o != s {
+			px.CutFrom(pid)
+		}
+	}
+	d := time.Second + time.Duration(r.rng.Int64N(int64(4*time.Second)))
+	if leader {
+		r.res.LeaderRecoveryMS = append(r.res.LeaderRecoveryMS, ms(r.newLeader(s, f.start)))
+	}
+	if left := d - time.Since(f.start); left > 0 {
+		time.Sleep(left)
+	}
+	r.raftProxies[s].Heal()
+	for o, px := range r.raftProxies {
+		if o != s {
+			px.HealFrom(pid)
+		}
+	}
 	waitReady(r.t, r.servers, len(r.servers))
 	f.end = time.Now()
 	return f

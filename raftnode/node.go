@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -29,6 +30,9 @@ type Node struct {
 	machine *machine
 	audit   *audit.Log
 	trans   *raft.NetworkTransport
+	// bound is the address the raft listener is bound to (RaftAddr is the
+	// advertised one).
+	bound   net.Addr
 	store   *raftboltdb.BoltStore
 	metrics *metrics
 	now     func() time.Time
@@ -122,6 +126,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.bound = sl.Listener.Addr()
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: sl, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
 	})
@@ -277,6 +282,10 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 
 // RaftAddr returns the address peers dial.
 func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// RaftBindAddr returns the address the raft listener is bound to: RaftAddr
+// unless an advertise address differs (a NAT, a proxy).
+func (n *Node) RaftBindAddr() string { return n.bound.String() }
 
 // APIAddr returns this node's API address.
 func (n *Node) APIAddr() string { return n.cfg.APIAddr }

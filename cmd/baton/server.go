@@ -401,7 +401,7 @@ func runServer(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "id", cfg.Raft.NodeID, "raft_addr", n.raft.RaftAddr(), "http_addr", n.httpAddr,
+	log.Info("listening", "id", cfg.Raft.NodeID, "raft_addr", n.raft.RaftAddr(), "raft_bind", n.raft.RaftBindAddr(), "http_addr", n.httpAddr,
 		"api_url", n.url, "data_dir", cfg.Raft.DataDir, "bootstrap", cfg.Raft.Bootstrap, "join", s.join.String())
 	if len(cfg.API.Tokens) == 0 && cfg.API.WorkerTokenKey == nil {
 		log.Warn("the HTTP API is unauthenticated: no --token, --token-file or --worker-token-key is set, so it listens on loopback only", "http_addr", n.httpAddr)

@@ -19,17 +19,23 @@ import (
 // and held silent too, so the client's calls hang until their own time-outs
 // rather than failing fast. Heal closes the silent connections (a client
 // would have given up on them) and forwards new ones again.
+//
+// CutFrom does the same to the connections of one client process only
+// (Linux: the owner is found through /proc), so that a test can cut one
+// process off from every peer even where all of them reach each other
+// through the same proxies: raft nodes, each behind its own proxy.
 type Proxy struct {
-	target string
-	ln     net.Listener
-	wg     sync.WaitGroup // the accept loop and every connection's copiers
+	ln net.Listener
+	wg sync.WaitGroup // the accept loop and every connection's copiers
 
 	// mu guards the fields below, shared by the accept loop, the copiers
 	// and the test's calls.
-	mu     sync.Mutex
-	cut    bool
-	closed bool
-	conns  map[*proxyConn]struct{}
+	mu      sync.Mutex
+	target  string
+	cut     bool
+	cutFrom map[int]bool // client processes cut off by CutFrom
+	closed  bool
+	conns   map[*proxyConn]struct{}
 }
 
 // proxyConn is one accepted connection and, unless it is silent, its
@@ -37,19 +43,23 @@ type Proxy struct {
 type proxyConn struct {
 	client net.Conn
 	server net.Conn // nil once silent
+	// owner is the client process found to own the connection when it
+	// was silenced for CutFrom (0: silenced by Cut).
+	owner int
 }
 
 // dialTimeout bounds the proxy's connection to its target.
 const dialTimeout = 5 * time.Second
 
 // NewProxy starts a proxy listening on a free port of 127.0.0.1 and
-// forwarding to target (host:port). Close stops it.
+// forwarding to target (host:port; empty: set later with SetTarget, and
+// connections made before are closed). Close stops it.
 func NewProxy(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("faultnet: proxy listen: %w", err)
 	}
-	p := &Proxy{target: target, ln: ln, conns: make(map[*proxyConn]struct{})}
+	p := &Proxy{target: target, ln: ln, cutFrom: make(map[int]bool), conns: make(map[*proxyConn]struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -57,6 +67,59 @@ func NewProxy(target string) (*Proxy, error) {
 
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetTarget sets where new connections are forwarded: for a service that
+// must be told the proxy's address before it has an address of its own
+// (a raft node advertising the proxy, listening on a free port).
+func (p *Proxy) SetTarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+}
+
+// CutFrom silences every connection whose client is process pid, and every
+// one it makes, until HealFrom(pid); other clients' connections go on.
+func (p *Proxy) CutFrom(pid int) {
+	p.mu.Lock()
+	p.cutFrom[pid] = true
+	var open []*proxyConn
+	for c := range p.conns {
+		if c.server != nil {
+			open = append(open, c)
+		}
+	}
+	p.mu.Unlock()
+	// Reading /proc takes a while: not under the lock. A connection
+	// accepted meanwhile checks cutFrom itself.
+	var mine []*proxyConn
+	for _, c := range open {
+		if ownedBy(c.client, pid) {
+			mine = append(mine, c)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range mine {
+		if _, ok := p.conns[c]; ok {
+			c.silence()
+			c.owner = pid
+		}
+	}
+}
+
+// HealFrom ends CutFrom(pid): it closes pid's silenced connections and
+// forwards its new ones again.
+func (p *Proxy) HealFrom(pid int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.cutFrom, pid)
+	for c := range p.conns {
+		if c.server == nil && c.owner == pid && !p.cut {
+			c.client.Close()
+			delete(p.conns, c)
+		}
+	}
+}
 
 // Cut silences every connection and every one made until Heal.
 func (p *Proxy) Cut() {
@@ -75,7 +138,7 @@ func (p *Proxy) Heal() {
 	defer p.mu.Unlock()
 	p.cut = false
 	for c := range p.conns {
-		if c.server == nil {
+		if c.server == nil && !p.cutFrom[c.owner] {
 			c.client.Close()
 			delete(p.conns, c)
 		}
@@ -135,10 +198,23 @@ func (p *Proxy) serve(client net.Conn) {
 	defer p.wg.Done()
 	c := &proxyConn{client: client}
 	p.mu.Lock()
-	cut, closed := p.cut, p.closed
+	cut, closed, target := p.cut, p.closed, p.target
+	pids := make([]int, 0, len(p.cutFrom))
+	for pid := range p.cutFrom {
+		pids = append(pids, pid)
+	}
 	p.mu.Unlock()
+	for _, pid := range pids {
+		if !cut && ownedBy(client, pid) {
+			cut, c.owner = true, pid
+		}
+	}
 	if !cut && !closed {
-		server, err := net.DialTimeout("tcp", p.target, dialTimeout)
+		if target == "" {
+			client.Close()
+			return
+		}
+		server, err := net.DialTimeout("tcp", target, dialTimeout)
 		if err != nil {
 			client.Close()
 			return
@@ -154,8 +230,14 @@ func (p *Proxy) serve(client net.Conn) {
 		c.close()
 		p.mu.Unlock()
 		return
-	case p.cut:
+	case p.cut, c.owner != 0 && p.cutFrom[c.owner]:
 		c.silence()
+	case c.owner != 0:
+		// Healed while this connection was being checked: it was not
+		// forwarded, so close it as HealFrom closes the others.
+		c.close()
+		p.mu.Unlock()
+		return
 	}
 	p.conns[c] = struct{}{}
 	server := c.server

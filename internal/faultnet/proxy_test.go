@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -236,4 +237,54 @@ func TestProxy_Close(t *testing.T) {
 		c.Close()
 		t.Error("the proxy still accepts after Close")
 	}
+}
+
+// TestProxy_CutFromOneProcess: CutFrom silences only the connections of the
+// process it names (this test's own, found through /proc): another pid's cut
+// leaves them alone; a global Heal does not lift a process's cut; HealFrom
+// closes them, and new ones are forwarded again.
+func TestProxy_CutFromOneProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skipf("no /proc/net/tcp: %v", err)
+	}
+	e := startEcho(t)
+	p := newProxy(t, e.ln.Addr().String())
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "a")
+
+	p.CutFrom(os.Getppid()) // the go command, or whoever ran the test
+	roundTrip(t, c, "b")
+	p.HealFrom(os.Getppid())
+
+	p.CutFrom(os.Getpid())
+	e.waitClosed(t)
+	during := dial(t, p.Addr())
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Silent() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy holds %d silent connections, want 2", p.Silent())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.Heal() // nothing was cut globally: the process's cut holds
+	if n := p.Silent(); n != 2 {
+		t.Fatalf("%d silent connections after a global Heal, want 2", n)
+	}
+	p.HealFrom(os.Getpid())
+	closedWithNothing(t, c, "the connection open at the cut")
+	closedWithNothing(t, during, "the connection made while cut")
+	roundTrip(t, dial(t, p.Addr()), "c")
+	if got, _ := e.received(); got != "abc" {
+		t.Errorf("target received %q, want %q", got, "abc")
+	}
+}
+
+// TestProxy_SetTarget: a proxy made before its target exists closes what
+// comes before SetTarget, and forwards after.
+func TestProxy_SetTarget(t *testing.T) {
+	p := newProxy(t, "")
+	closedWithNothing(t, dial(t, p.Addr()), "a connection before the target is set")
+	e := startEcho(t)
+	p.SetTarget(e.ln.Addr().String())
+	roundTrip(t, dial(t, p.Addr()), "hello")
 }
