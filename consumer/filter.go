@@ -149,6 +149,7 @@ func (m *filterManager) run(ctx context.Context) {
 		}
 		if err != nil {
 			m.a.log.Warn("consumer update", "class", classify(err), "err", err)
+			err = markOverlap(err)
 			m.a.metrics.updates.WithLabelValues("failure").Inc()
 		} else {
 			applied = sf
@@ -475,4 +476,14 @@ func (a *Applier) escalate(ctx context.Context, err error, failures int, trouble
 	case <-ctx.Done():
 	}
 	return true
+}
+
+// markOverlap marks a WorkQueue stream's refusal of an overlapping filter
+// (10100) with core.ErrOverlap, on which the core cleans gone owners'
+// consumers again.
+func markOverlap(err error) error {
+	if ae, ok := errors.AsType[*jetstream.APIError](err); ok && ae.ErrorCode == errCodeWQNotUnique {
+		return fmt.Errorf("%w: %w", core.ErrOverlap, err)
+	}
+	return err
 }

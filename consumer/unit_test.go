@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/batonhq/baton/api"
+	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -159,4 +160,19 @@ func TestOptions_Validate(t *testing.T) {
 			t.Fatalf("idle heartbeat %s, want half the expiry", o.idleHeartbeat)
 		}
 	})
+}
+
+// A WorkQueue stream's refusal of an overlapping filter reaches the core
+// marked as core.ErrOverlap (still the server's error underneath); nothing
+// else is marked.
+func TestMarkOverlap(t *testing.T) {
+	wq := fmt.Errorf("update consumer: %w", &jetstream.APIError{Code: 400, ErrorCode: errCodeWQNotUnique})
+	if got := markOverlap(wq); !errors.Is(got, core.ErrOverlap) || classify(got) != throttle {
+		t.Errorf("markOverlap(%v) = %v: want core.ErrOverlap, still throttle", wq, got)
+	}
+	for _, err := range []error{&jetstream.APIError{Code: 400, ErrorCode: 10093}, context.DeadlineExceeded, nil} {
+		if got := markOverlap(err); got != err {
+			t.Errorf("markOverlap(%v) = %v, want it unchanged", err, got)
+		}
+	}
 }

@@ -48,7 +48,15 @@ type lineWait struct {
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, args: args, done: make(chan struct{})}
-	p.log = filepath.Join(t.TempDir(), name+".log")
+	dir := t.TempDir()
+	if keep := os.Getenv("BATON_E2E_LOGS"); keep != "" {
+		// Kept after the test, for reading a passing run's processes.
+		dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.log = filepath.Join(dir, name+".log")
 	p.launch()
 	t.Cleanup(func() {
 		p.kill()

@@ -87,6 +87,11 @@ type Config struct {
 // than the configuration allows; the consumer keeps its current filter.
 var ErrMaxSubjects = errors.New("consumer: too many filter subjects")
 
+// ErrOverlap marks a filter update refused because another consumer still
+// filters one of its subjects on a WorkQueue stream (JetStream's 10100); the
+// shell wraps the server's error with it.
+var ErrOverlap = errors.New("consumer: filter overlaps another consumer's on a WorkQueue stream")
+
 func (c *Config) setDefaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
@@ -883,6 +888,17 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 		c.filterErr = err
 		c.filterBackoff = c.backoff(c.filterBackoff)
 		c.filterRetryAt = c.now.Add(c.filterBackoff)
+		if errors.Is(err, ErrOverlap) && c.cfg.Retention == WorkQueue {
+			// A gone owner's consumer holds a subject being covered: its
+			// worker, cut off from the claim store but not from NATS,
+			// applied its last filter update after the clean. Clean again
+			// now rather than when the partition is found stuck.
+			for _, p := range c.sortedParts() {
+				if p.phase == PhaseCovering && hasGone(p.lingerers) && !p.cleaning {
+					c.sendClean(p)
+				}
+			}
+		}
 		c.after()
 		return
 	}

@@ -56,7 +56,7 @@ func TestCore_AgainstJetStreamModel(t *testing.T) {
 	})
 }
 
-var errOverlap = errors.New("filtered consumer not unique on workqueue stream (10100)")
+var errOverlap = fmt.Errorf("filtered consumer not unique on workqueue stream (10100): %w", core.ErrOverlap)
 
 const (
 	modelTTL      = 5 * time.Second

@@ -74,7 +74,7 @@ type reportItem struct {
 //	deliver p1 seq=(5,6,8-9) [subject=p1.x] [inc=N]   consumer deliveries (a batch)
 //	read-done p1 [seq=(1,2)] [eof] [err=msg] [gen=N]
 //	handler-done p1 [skipped|cancelled] [gen=N] [epoch=N] [seq=N]
-//	filter-done [version=N] [recreated] [err=msg] [inc=N]
+//	filter-done [version=N] [recreated] [err=msg] [inc=N] (err=overlap: core.ErrOverlap)
 //	report-done drained|activated|checkpoints [err=msg] [refused] [item-err=(p1)]
 //	clean-done p1 [err=msg]
 //	leave-done [err=msg]
@@ -456,6 +456,9 @@ func uintArg(t *testing.T, d *datadriven.TestData, key string, def uint64) uint6
 
 func errArg(d *datadriven.TestData, key string) error {
 	if v, ok := arg(d, key); ok {
+		if v == "overlap" {
+			return fmt.Errorf("filtered consumer not unique on workqueue stream: %w", core.ErrOverlap)
+		}
 		return errors.New(v)
 	}
 	return nil
