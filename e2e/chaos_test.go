@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -186,6 +188,12 @@ type chaosRig struct {
 	records map[fsm.WorkerID]string // per worker process (w1.1, w1.2, ...)
 	faults  []chaosFault
 	res     *chaosResult
+
+	// The background mover: operator moves throughout, paused while the
+	// rig waits for placement to settle (moveMu is held around each move).
+	moveMu   sync.Mutex
+	settling atomic.Bool
+	moves    atomic.Int64 // moves accepted
 }
 
 // chaosWorker is one worker id, its proxies to every server, and its
@@ -234,6 +242,7 @@ func runChaos(t *testing.T, seed uint64, name string, policy jetstream.Retention
 	pub.waitFor(t, 200)
 
 	r.started = time.Now()
+	stopMover := r.startMover()
 	for time.Since(r.started) < d {
 		r.step()
 		if t.Failed() {
@@ -242,8 +251,11 @@ func runChaos(t *testing.T, seed uint64, name string, policy jetstream.Retention
 		pause := time.Duration(200+r.rng.IntN(800)) * time.Millisecond
 		time.Sleep(pause)
 	}
+	stopMover()
+	r.settle("the last fault")
 	pub.waitFor(t, pub.count()+100)
 	published := pub.halt()
+	r.res.Faults["operator_move (background)"] = int(r.moves.Load())
 	r.check(published)
 	return r.res
 }
@@ -269,10 +281,68 @@ func (r *chaosRig) startWorker(id fsm.WorkerID) {
 	w.proc = startRecordingWorker(r.t, id, r.ns.URL(), w.via, file, "--close-timeout", "5s", "--janitor-interval", "2s")
 }
 
+// startMover moves one or two random partitions to a random active,
+// uncordoned worker every few hundred milliseconds, through faults and all,
+// until the returned function is called. Refusals (a handoff already
+// pending, the worker already the owner) and failures while the claim store
+// has no leader are part of the game.
+func (r *chaosRig) startMover() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	rng := rand.New(rand.NewPCG(r.rng.Uint64(), 1))
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(100+rng.IntN(400)) * time.Millisecond):
+			}
+			r.moveMu.Lock()
+			if !r.settling.Load() {
+				r.moveOnce(ctx, rng)
+			}
+			r.moveMu.Unlock()
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+func (r *chaosRig) moveOnce(ctx context.Context, rng *rand.Rand) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	wl, err := r.c.Workers(ctx)
+	if err != nil {
+		return
+	}
+	var to []fsm.WorkerID
+	for _, w := range wl.Workers {
+		if w.State == fsm.WorkerActive && !w.Cordoned {
+			to = append(to, w.ID)
+		}
+	}
+	if len(to) < 2 {
+		return
+	}
+	for range 1 + rng.IntN(2) {
+		if _, err := r.c.Move(ctx, pick(rng, r.parts), api.MoveRequest{To: pick(rng, to), Reason: "chaos"}); err == nil {
+			r.moves.Add(1)
+		}
+	}
+}
+
 // settle waits until placement is settled on the live workers and records
-// how long it took after what.
+// how long it took after what. The background mover pauses meanwhile.
 func (r *chaosRig) settle(after string) time.Duration {
 	r.t.Helper()
+	// Set under the mover's lock: no move is in flight once it is set.
+	r.moveMu.Lock()
+	r.settling.Store(true)
+	r.moveMu.Unlock()
+	defer r.settling.Store(false)
 	took, err := waitUntil(2*timeout, func(ctx context.Context) error { return placementSettled(ctx, r.c, r.live()...) })
 	if err != nil {
 		r.t.Fatalf("placement did not settle within %s after %s: %v", 2*timeout, after, err)
