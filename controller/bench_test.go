@@ -36,16 +36,28 @@ func benchConfig() controller.Config {
 //     all its partitions are active elsewhere, in seconds and as a ratio to
 //     the session TTL (which it cannot beat: the expiry waits out the TTL).
 //
+// It runs the whole twice, on a fresh cluster each time: with a fixed
+// per-worker window of 32 (the baseline: the bound before the window
+// adapted) and with the shipped adaptive window, and reports the join's
+// settle time of each and their ratio.
+//
 // Workers checkpoint every second, one call per worker for all its
 // partitions, and activate and drain in one call per assignment change.
 func BenchmarkRebalance(b *testing.B) {
 	for range b.N {
-		benchRebalance(b, benchConfig())
+		fixed := benchConfig()
+		fixed.MaxHandoffsPerWorkerCeiling = fixed.MaxHandoffsPerWorker
+		base := benchRebalance(b, fixed)
+		got := benchRebalance(b, benchConfig())
+		b.ReportMetric(base.Seconds(), "seconds_to_settle_fixed_window")
+		b.ReportMetric(got.Seconds(), "seconds_to_settle")
+		b.ReportMetric(got.Seconds()/base.Seconds(), "settle/fixed")
 	}
 }
 
-// benchRebalance is one run of BenchmarkRebalance with controller config cfg.
-func benchRebalance(b *testing.B, cfg controller.Config) {
+// benchRebalance is one run of BenchmarkRebalance with controller config
+// cfg; it returns the join's settle time.
+func benchRebalance(b *testing.B, cfg controller.Config) time.Duration {
 	const partitions, workers = 10_000, 10
 	h := newHarness(b, cfg)
 	opt := defaultSimOptions()
@@ -92,14 +104,14 @@ func benchRebalance(b *testing.B, cfg controller.Config) {
 	b.ReportMetric(float64(moves), "moves")
 	b.ReportMetric(float64(least), "min_moves")
 	b.ReportMetric(float64(moves)/float64(least), "ratio")
-	b.ReportMetric(settle.Seconds(), "seconds_to_settle")
 	b.ReportMetric(failover.Seconds(), "seconds_to_failover")
 	b.ReportMetric(failover.Seconds()/cfg.SessionTTL.Seconds(), "failover/ttl")
-	b.Logf("join of w11: %d moves (minimum %d, ratio %.3f), every partition active and balanced after %.2fs (window %s, throttles %d/%d per worker)",
-		moves, least, float64(moves)/float64(least), settle.Seconds(), cfg.StabilizationWindow, cfg.MaxHandoffs, cfg.MaxHandoffsPerWorker)
+	b.Logf("join of w11: %d moves (minimum %d, ratio %.3f), every partition active and balanced after %.2fs (window %s, throttles %d, per worker %d..%d)",
+		moves, least, float64(moves)/float64(least), settle.Seconds(), cfg.StabilizationWindow, cfg.MaxHandoffs, cfg.MaxHandoffsPerWorker, cfg.MaxHandoffsPerWorkerCeiling)
 	b.Logf("death of %s (%d partitions): all active elsewhere after %.2fs = %.2f x the session TTL of %s; %d forced commits",
 		victim.id, len(lost), failover.Seconds(), failover.Seconds()/cfg.SessionTTL.Seconds(), cfg.SessionTTL, forced)
 	h.finish()
+	return settle
 }
 
 // logRounds logs, for each prepare command that moved partitions into w
