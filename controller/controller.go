@@ -115,7 +115,7 @@ func (c *Controller) run() {
 			c.lead()
 			continue
 		}
-		c.metrics.leader.Set(0)
+		c.metrics.notLeading()
 		select {
 		case <-c.done:
 			return
@@ -186,6 +186,7 @@ func (c *Controller) lead() {
 	membership := eligibleKey(v.workers)
 	changedAt := c.now()
 	first := true
+	var inactive inactivity
 	for {
 		if err := c.node.Read(ctx, raftnode.Stale, func(s *fsm.State) { v = readView(s) }); err != nil {
 			return
@@ -200,7 +201,7 @@ func (c *Controller) lead() {
 		// leader may already have waited.
 		stable := first || now.Sub(changedAt) >= c.cfg.StabilizationWindow
 		first = false
-		c.round(ctx, v, now, stable)
+		c.round(ctx, v, now, stable, inactive.observe(v.partitions, now))
 		if ctx.Err() != nil {
 			return
 		}
@@ -234,15 +235,16 @@ func (c *Controller) expire(ctx context.Context, now time.Time) {
 	}
 }
 
-// round plans once and proposes the decision's commands, batched.
-func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool) {
+// round plans once and proposes the decision's commands, batched;
+// oldestInactive is for the metrics.
+func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool, oldestInactive time.Duration) {
 	c.metrics.rounds.Inc()
 	d, err := decide(c.cfg, v, now, stable)
 	if err != nil {
 		c.log.Error("plan", "err", err)
 		return
 	}
-	c.metrics.observePlan(d.plan, v)
+	c.metrics.observePlan(d.plan, v, oldestInactive)
 	if d.empty() {
 		return
 	}
