@@ -8,7 +8,8 @@ import (
 )
 
 // Metric names, all prefixed baton_raftnode_. hashicorp raft's own metrics go to
-// go-metrics' process-wide sink, which cmd/baton bridges to Prometheus.
+// go-metrics' process-wide sink, which cmd/baton bridges to Prometheus as
+// baton_raft_* through NewMetricsSink.
 const (
 	metricApplySeconds   = "baton_raftnode_apply_seconds"
 	metricApplyErrors    = "baton_raftnode_apply_errors_total"

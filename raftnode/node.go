@@ -155,6 +155,7 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.MaxAppendEntries = maxAppendEntries // the transport's message bound depends on it
 	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true // per-peer metrics with the peer id in the name; the labelled ones stay
 	rc.Logger = hlog
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("raftnode: raft config: %w", err))
