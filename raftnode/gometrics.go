@@ -31,7 +31,7 @@ var msGauges = map[string]bool{"raft.fsm.lastRestoreDuration": true}
 // and raft-boltdb's own metrics (commit time, leader contact, snapshots, bolt
 // transactions) reach reg as baton_raft_*, named by Prometheus conventions,
 // which go-metrics' Prometheus sink does not follow by itself: snake_case
-// names, counters ending in _total, durations in seconds with a _seconds
+// names and label names, counters ending in _total, durations in seconds with a _seconds
 // suffix (go-metrics measures milliseconds), other samples named by their
 // unit. Install it process-wide with gometrics.NewGlobal and a
 // configuration without a service name, hostname or runtime metrics.
@@ -56,19 +56,19 @@ var _ gometrics.MetricSink = promNames{}
 func (s promNames) SetGauge(key []string, val float32) { s.SetGaugeWithLabels(key, val, nil) }
 func (s promNames) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
 	name, scale := gaugeName(key)
-	s.sink.SetGaugeWithLabels(name, val*scale, labels)
+	s.sink.SetGaugeWithLabels(name, val*scale, promLabels(labels))
 }
 func (s promNames) EmitKey([]string, float32) {} // the Prometheus sink drops them too
 func (s promNames) IncrCounter(key []string, val float32) {
 	s.IncrCounterWithLabels(key, val, nil)
 }
 func (s promNames) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
-	s.sink.IncrCounterWithLabels(counterName(key), val, labels)
+	s.sink.IncrCounterWithLabels(counterName(key), val, promLabels(labels))
 }
 func (s promNames) AddSample(key []string, val float32) { s.AddSampleWithLabels(key, val, nil) }
 func (s promNames) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
 	name, scale := sampleName(key)
-	s.sink.AddSampleWithLabels(name, val*scale, labels)
+	s.sink.AddSampleWithLabels(name, val*scale, promLabels(labels))
 }
 
 // counterName is baton_<key in snake_case>_total.
@@ -94,6 +94,19 @@ func sampleName(key []string) ([]string, float32) {
 		return promKey(key), 1
 	}
 	return append(promKey(key), unit), 1
+}
+
+// promLabels returns labels with snake_case names (raft's rpcType:
+// rpc_type).
+func promLabels(labels []gometrics.Label) []gometrics.Label {
+	if len(labels) == 0 {
+		return labels
+	}
+	out := make([]gometrics.Label, len(labels))
+	for i, l := range labels {
+		out[i] = gometrics.Label{Name: snake(l.Name), Value: l.Value}
+	}
+	return out
 }
 
 // promKey prefixes baton and turns every part into snake_case

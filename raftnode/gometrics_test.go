@@ -32,6 +32,7 @@ func TestMetricsSink_PrometheusNames(t *testing.T) {
 	sink.AddSample([]string{"raft", "commitTime"}, 250) // MeasureSince: ms
 	sink.AddSample([]string{"raft", "leader", "lastContact"}, 40)
 	sink.AddSample([]string{"raft", "net", "getRPCType"}, 1)
+	sink.AddSampleWithLabels([]string{"raft", "net", "rpcDecode"}, 2, []gometrics.Label{{Name: "rpcType", Value: "AppendEntries"}})
 	sink.AddSampleWithLabels([]string{"raft", "replication", "appendEntries", "rpc"}, 3, peer)
 	sink.AddSample([]string{"raft", "boltdb", "logBatchSize"}, 118)
 	sink.AddSample([]string{"raft", "boltdb", "logsPerBatch"}, 2)
@@ -56,6 +57,11 @@ func TestMetricsSink_PrometheusNames(t *testing.T) {
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "peer_id" && l.GetName() != "rpc_type" {
+					t.Errorf("%s: label %s", mf.GetName(), l.GetName())
+				}
+			}
 			switch {
 			case m.Counter != nil:
 				got[mf.GetName()] = m.GetCounter().GetValue()
@@ -74,6 +80,7 @@ func TestMetricsSink_PrometheusNames(t *testing.T) {
 		"baton_raft_commit_time_seconds":                    0.25,
 		"baton_raft_leader_last_contact_seconds":            0.04,
 		"baton_raft_net_get_rpc_type_seconds":               0.001,
+		"baton_raft_net_rpc_decode_seconds":                 0.002,
 		"baton_raft_replication_append_entries_rpc_seconds": 0.003,
 		"baton_raft_boltdb_log_batch_size_bytes":            118,
 		"baton_raft_boltdb_logs_per_batch":                  2,
