@@ -105,6 +105,17 @@ func Codes() []string {
 	return out
 }
 
+// ErrUnknownSession is the error contract between the API server and the
+// worker-session table it asks to renew a heartbeat (server.Sessions, which
+// the controller implements): the table returns an error that wraps it when
+// the leader holds no session for that worker incarnation (it expired, or
+// another incarnation registered since). The server answers 404
+// CodeUnknownSession, with the wrapping error's text as the message, and the
+// worker registers again. Error.Is compares codes, so errors.Is(err,
+// ErrUnknownSession) holds in the server and for the error a client decodes.
+// Never modify it.
+var ErrUnknownSession = &Error{Code: CodeUnknownSession, Status: http.StatusNotFound}
+
 // Error is the API's error, as sent on the wire and as returned by the client.
 type Error struct {
 	Code    string `json:"code"`

@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -275,14 +274,8 @@ func (e *env) waitSettled() {
 		if active != want-e.cordoned() {
 			return fmt.Errorf("%d active workers, want %d", active, want-e.cordoned())
 		}
-		raw, err := e.client.Plan(ctx)
+		plan, err := e.client.Plan(ctx)
 		if err != nil {
-			return err
-		}
-		var plan struct {
-			Moves []json.RawMessage `json:"moves"`
-		}
-		if err := json.Unmarshal(raw, &plan); err != nil {
 			return err
 		}
 		if len(plan.Moves) > 0 {

@@ -337,6 +337,7 @@ func (m *filterManager) toEmpty(ctx context.Context, name string) error {
 	}
 	m.stopPull()
 	a.metrics.subjects.Set(0)
+	a.metrics.pending.Set(0)
 	if a.opts.empty == EmptyPause && a.retention == jetstream.LimitsPolicy {
 		if m.paused {
 			return nil
@@ -452,6 +453,7 @@ func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContex
 		if err != nil {
 			continue // not a JetStream message; nothing to ack
 		}
+		a.metrics.pending.Set(float64(meta.NumPending))
 		d := &core.Delivery{Seq: fsm.StreamSeq(meta.Sequence.Stream), Subject: m.Subject(), Inc: inc,
 			Payload: &message{subject: m.Subject(), header: m.Headers(), data: m.Data(), time: meta.Timestamp, msg: m}}
 		select {

@@ -141,8 +141,10 @@ func (a *Applier) notice(n core.Notice) {
 	switch n.Kind {
 	case core.NoticeFenced:
 		a.metrics.fenced.Inc()
+		a.metrics.fencedNow.Set(1)
 		a.log.Warn("lease ran out; fenced: nothing is dispatched until the session is renewed")
 	case core.NoticeUnfenced:
+		a.metrics.fencedNow.Set(0)
 		a.log.Info("lease renewed; unfenced", "fenced_for", n.Took)
 	case core.NoticeNewIncarnation:
 		a.log.Info("new incarnation: the previous one's partitions are dropped")

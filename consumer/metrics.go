@@ -23,6 +23,8 @@ const (
 	metricStaleReads   = "baton_consumer_catchup_stale_reads_total"
 	metricCheckpoints  = "baton_consumer_checkpoints_total"
 	metricFenced       = "baton_consumer_fenced_total"
+	metricFencedNow    = "baton_consumer_fenced"
+	metricPending      = "baton_consumer_pending_messages"
 	metricCleanups     = "baton_consumer_cleanups_total"
 	metricStuck        = "baton_consumer_stuck_total"
 )
@@ -45,6 +47,8 @@ type metrics struct {
 	staleReads       prometheus.Counter
 	checkpoints      prometheus.Counter
 	fenced           prometheus.Counter
+	fencedNow        prometheus.Gauge
+	pending          prometheus.Gauge
 	cleanups         prometheus.Counter
 	stuck            *prometheus.CounterVec
 }
@@ -71,13 +75,21 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 			Help: "Catch-up direct gets that found nothing where the stream leader had a message (a lagging replica or mirror answered).", ConstLabels: l}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: metricCheckpoints, Help: "Partition checkpoints reported.", ConstLabels: l}),
 		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: metricFenced, Help: "Times the worker fenced itself.", ConstLabels: l}),
-		cleanups:    prometheus.NewCounter(prometheus.CounterOpts{Name: metricCleanups, Help: "Gone workers' consumers cleaned or deleted.", ConstLabels: l}),
+		fencedNow: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricFencedNow,
+			Help: "1 while the worker is fenced (its lease ran out: it dispatches nothing until its session is renewed or it registers again).", ConstLabels: l}),
+		// JetStream's num_pending of the last delivery: read from the
+		// delivery's metadata, so it costs no request, and it is only as
+		// fresh as the last pull (a worker whose handlers are all stuck
+		// pulls nothing and shows the lag it had then).
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPending,
+			Help: "Messages matching the worker's consumer filter that JetStream had not yet delivered to it, as of the last delivery (the worker's lag); 0 with no consumer.", ConstLabels: l}),
+		cleanups: prometheus.NewCounter(prometheus.CounterOpts{Name: metricCleanups, Help: "Gone workers' consumers cleaned or deleted.", ConstLabels: l}),
 		stuck: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricStuck,
 			Help: "Partitions that stayed in a transitional phase longer than the stuck threshold, by phase; their step is retried.", ConstLabels: l}, []string{"phase"}),
 	}
 	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations,
 		m.iteratorRestarts, m.heartbeatsMissed, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
-		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.cleanups, m.stuck}
+		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.fencedNow, m.pending, m.cleanups, m.stuck}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c)

@@ -121,7 +121,7 @@ func (c *Controller) run() {
 			c.lead()
 			continue
 		}
-		c.metrics.leader.Set(0)
+		c.metrics.notLeading()
 		select {
 		case <-c.done:
 			return
@@ -194,6 +194,7 @@ func (c *Controller) lead() {
 	membership := eligibleKey(v.workers)
 	changedAt := c.now()
 	first := true
+	var inactive inactivity
 	for {
 		if err := c.node.Read(ctx, raftnode.Stale, func(s *fsm.State) { v = readView(s) }); err != nil {
 			return
@@ -210,7 +211,7 @@ func (c *Controller) lead() {
 		first = false
 		thr.observe(v, now)
 		c.publishWindows(thr.window)
-		c.round(ctx, v, now, stable, thr.limit)
+		c.round(ctx, v, now, stable, thr.limit, inactive.observe(v.partitions, now))
 		if ctx.Err() != nil {
 			return
 		}
@@ -262,15 +263,16 @@ func (c *Controller) window(w fsm.WorkerID) int {
 	return c.cfg.MaxHandoffsPerWorker
 }
 
-// round plans once and proposes the decision's commands, batched.
-func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool, window func(fsm.WorkerID) int) {
+// round plans once and proposes the decision's commands, batched, within
+// the handoff windows; oldestInactive is for the metrics.
+func (c *Controller) round(ctx context.Context, v view, now time.Time, stable bool, window func(fsm.WorkerID) int, oldestInactive time.Duration) {
 	c.metrics.rounds.Inc()
 	d, err := decide(c.cfg, v, now, stable, window)
 	if err != nil {
 		c.log.Error("plan", "err", err)
 		return
 	}
-	c.metrics.observePlan(d.plan, v)
+	c.metrics.observePlan(d.plan, v, oldestInactive)
 	if d.empty() {
 		return
 	}

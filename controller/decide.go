@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/controller/placement"
 	"github.com/batonhq/baton/fsm"
 )
@@ -33,23 +34,9 @@ type decision struct {
 	forces   []fsm.ForceItem
 	claims   []fsm.ClaimItem
 	prepares []fsm.PrepareItem
-	notes    []Note
+	notes    []api.PlanAction // every action considered, done or held back
 	// causes explain each prepare's move (rule and load numbers), by partition.
 	causes map[fsm.PartitionID]string
-}
-
-// Note is one action the planner considered, done or held back.
-type Note struct {
-	Partition fsm.PartitionID `json:"partition"`
-	From      fsm.WorkerID    `json:"from,omitempty"`
-	To        fsm.WorkerID    `json:"to,omitempty"`
-	// Action is claim, prepare, release, commit, force or hold.
-	Action string `json:"action"`
-	// Reason is the rule: unassigned, owner_ineligible, pinned,
-	// rebalance_overload, rebalance_underload, owner_left, drain_deadline,
-	// drained.
-	Reason string `json:"reason"`
-	Detail string `json:"detail,omitempty"`
 }
 
 // decide is the controller's synchronous core: from the state, the time and
@@ -113,7 +100,7 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 		}
 		return fsm.WorkerID(t)
 	}
-	note := func(n Note) { d.notes = append(d.notes, n) }
+	note := func(n api.PlanAction) { d.notes = append(d.notes, n) }
 	anyEligible := false
 	for _, ok := range eligible {
 		anyEligible = anyEligible || ok
@@ -126,7 +113,7 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 		switch {
 		case h != nil && h.Drained && h.To != "":
 			d.commits = append(d.commits, fsm.CommitItem{Handoff: h.ID, Partition: p.ID})
-			note(Note{Partition: p.ID, From: h.From, To: h.To, Action: "commit", Reason: "drained",
+			note(api.PlanAction{Partition: p.ID, From: h.From, To: h.To, Action: api.PlanCommit, Reason: "drained",
 				Detail: fmt.Sprintf("drained through %d", h.ThroughSeq)})
 		case h != nil && p.Phase == fsm.PhaseOrphaned:
 			to := h.To
@@ -149,12 +136,12 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 			to := target(p.ID)
 			switch {
 			case to == "":
-				note(Note{Partition: p.ID, Action: "hold", Reason: "unassigned", Detail: "no eligible worker"})
+				note(api.PlanAction{Partition: p.ID, Action: api.PlanHold, Reason: "unassigned", Detail: "no eligible worker"})
 			case !stable:
-				note(Note{Partition: p.ID, To: to, Action: "hold", Reason: "unassigned", Detail: "membership stabilizing"})
+				note(api.PlanAction{Partition: p.ID, To: to, Action: api.PlanHold, Reason: "unassigned", Detail: "membership stabilizing"})
 			default:
 				d.claims = append(d.claims, fsm.ClaimItem{Partition: p.ID, Worker: to})
-				note(Note{Partition: p.ID, To: to, Action: "claim", Reason: "unassigned"})
+				note(api.PlanAction{Partition: p.ID, To: to, Action: api.PlanClaim, Reason: "unassigned"})
 			}
 		case p.Phase == fsm.PhaseOrphaned:
 			d.force(p, target(p.ID), fsm.ForceOwnerLeft, note)
@@ -165,15 +152,15 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 	prepare := func(p *fsm.PartitionInfo, to fsm.WorkerID, reason, detail string) {
 		switch {
 		case pending >= cfg.MaxHandoffs:
-			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
+			note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanHold, Reason: reason,
 				Detail: fmt.Sprintf("throttled: %d handoffs pending (max %d)", pending, cfg.MaxHandoffs)})
 			return
 		case perWorker[p.Owner] >= window(p.Owner):
-			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
+			note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanHold, Reason: reason,
 				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (window %d)", p.Owner, perWorker[p.Owner], window(p.Owner))})
 			return
 		case to != "" && perWorker[to] >= window(to):
-			note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason,
+			note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanHold, Reason: reason,
 				Detail: fmt.Sprintf("throttled: %s has %d handoffs pending (window %d)", to, perWorker[to], window(to))})
 			return
 		}
@@ -187,11 +174,11 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 			DrainTimeout: int64(cfg.DrainTimeout),
 		})
 		d.causes[p.ID] = detail
-		action := "prepare"
+		action := api.PlanPrepare
 		if to == "" {
-			action = "release"
+			action = api.PlanRelease
 		}
-		note(Note{Partition: p.ID, From: p.Owner, To: to, Action: action, Reason: reason, Detail: detail})
+		note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: action, Reason: reason, Detail: detail})
 	}
 	moved := map[fsm.PartitionID]bool{}
 	for _, m := range plan.Moves {
@@ -206,11 +193,11 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 		reason := string(m.Reason)
 		if m.Reason == placement.ReasonRebalanceOverload || m.Reason == placement.ReasonRebalanceUnderload {
 			if v.paused {
-				note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason, Detail: "rebalancing paused: " + m.Detail})
+				note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanHold, Reason: reason, Detail: "rebalancing paused: " + m.Detail})
 				continue
 			}
 			if !stable {
-				note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "hold", Reason: reason, Detail: "membership stabilizing: " + m.Detail})
+				note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanHold, Reason: reason, Detail: "membership stabilizing: " + m.Detail})
 				continue
 			}
 		}
@@ -232,14 +219,14 @@ func decide(cfg Config, v view, now time.Time, stable bool, window func(fsm.Work
 }
 
 // force records a forced commit of p to to, or a hold when there is no target.
-func (d *decision) force(p *fsm.PartitionInfo, to fsm.WorkerID, reason fsm.ForceReason, note func(Note)) {
+func (d *decision) force(p *fsm.PartitionInfo, to fsm.WorkerID, reason fsm.ForceReason, note func(api.PlanAction)) {
 	if to == "" {
-		note(Note{Partition: p.ID, From: p.Owner, Action: "hold", Reason: reason.String(), Detail: "no eligible worker"})
+		note(api.PlanAction{Partition: p.ID, From: p.Owner, Action: api.PlanHold, Reason: reason.String(), Detail: "no eligible worker"})
 		return
 	}
 	d.forces = append(d.forces, fsm.ForceItem{Partition: p.ID, Epoch: p.Epoch, To: to, Reason: reason})
 	detail := "resume from checkpoint " + p.Checkpoint.String()
-	note(Note{Partition: p.ID, From: p.Owner, To: to, Action: "force", Reason: reason.String(), Detail: detail})
+	note(api.PlanAction{Partition: p.ID, From: p.Owner, To: to, Action: api.PlanForce, Reason: reason.String(), Detail: detail})
 }
 
 // empty reports whether the round has nothing to propose.

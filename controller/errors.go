@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -14,8 +15,8 @@ var ErrClosed = errors.New("controller: closed")
 // the leader holds no session for that worker incarnation.
 var ErrUnknownSession = errors.New("controller: unknown session")
 
-// SessionError says which session is unknown. Its UnknownSession method lets
-// the API server recognise it without importing this package.
+// SessionError says which session is unknown. It wraps both ErrUnknownSession
+// and api.ErrUnknownSession, the API server's contract for "register again".
 type SessionError struct {
 	Worker      fsm.WorkerID
 	Incarnation fsm.Incarnation
@@ -25,8 +26,6 @@ func (e *SessionError) Error() string {
 	return fmt.Sprintf("%v: worker %s incarnation %d; register again", ErrUnknownSession, e.Worker, e.Incarnation)
 }
 
-// Unwrap makes errors.Is(err, ErrUnknownSession) hold.
-func (e *SessionError) Unwrap() error { return ErrUnknownSession }
-
-// UnknownSession reports true: the worker must register again.
-func (e *SessionError) UnknownSession() bool { return true }
+// Unwrap makes errors.Is(err, ErrUnknownSession) and errors.Is(err,
+// api.ErrUnknownSession) hold.
+func (e *SessionError) Unwrap() []error { return []error{ErrUnknownSession, api.ErrUnknownSession} }

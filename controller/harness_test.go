@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/api/server"
 	"github.com/batonhq/baton/controller"
@@ -267,21 +267,13 @@ func (h *harness) waitQuiet() clusterView {
 }
 
 // tryDryRun asks the API for the controller's dry run.
-func (h *harness) tryDryRun() (controller.DryRun, error) {
+func (h *harness) tryDryRun() (api.Plan, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	raw, err := h.cl.Plan(ctx)
-	if err != nil {
-		return controller.DryRun{}, err
-	}
-	var dr controller.DryRun
-	if err := json.Unmarshal(raw, &dr); err != nil {
-		return controller.DryRun{}, fmt.Errorf("decode dry run: %w", err)
-	}
-	return dr, nil
+	return h.cl.Plan(ctx)
 }
 
-func (h *harness) dryRun() controller.DryRun {
+func (h *harness) dryRun() api.Plan {
 	h.t.Helper()
 	dr, err := h.tryDryRun()
 	if err != nil {

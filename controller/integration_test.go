@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/controller/placement"
@@ -515,13 +516,13 @@ func TestCluster_OperatorVerbs(t *testing.T) {
 	}
 	held := map[fsm.PartitionID]bool{}
 	for _, n := range dr.Actions {
-		if n.Action == "hold" && strings.Contains(n.Detail, "paused") {
+		if n.Action == api.PlanHold && strings.Contains(n.Detail, "paused") {
 			held[n.Partition] = true
 		}
 	}
 	planned := map[string]bool{}
 	for _, m := range dr.Moves {
-		if m.Reason != placement.ReasonRebalanceOverload && m.Reason != placement.ReasonRebalanceUnderload {
+		if r := placement.Reason(m.Reason); r != placement.ReasonRebalanceOverload && r != placement.ReasonRebalanceUnderload {
 			t.Errorf("dry run: move %+v is not a rebalance", m)
 		}
 		if !held[fsm.PartitionID(m.Partition)] {

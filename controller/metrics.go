@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/batonhq/baton/controller/placement"
@@ -16,11 +18,16 @@ const (
 	metricUnassigned  = "baton_controller_partitions_unassigned"
 	metricImbalance   = "baton_controller_imbalance"
 	metricWorkers     = "baton_controller_eligible_workers"
+	metricInactive    = "baton_controller_oldest_inactive_partition_seconds"
 	metricHandoffs    = "baton_handoffs_total"
 	metricPhase       = "baton_handoff_phase_seconds"
 	metricPendingHand = "baton_handoffs_pending"
 )
 
+// metrics are the controller's collectors. The gauges about the last round
+// (unassigned, imbalance, workers, inactive) are the leader's view: a node
+// that does not lead sets them to 0, so that the maximum over the nodes is
+// the leader's value.
 type metrics struct {
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
@@ -31,6 +38,7 @@ type metrics struct {
 	unassigned prometheus.Gauge
 	imbalance  prometheus.Gauge
 	workers    prometheus.Gauge
+	inactive   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,8 +51,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unassigned: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricUnassigned, Help: "Partitions without an owner at the last round."}),
 		imbalance:  prometheus.NewGauge(prometheus.GaugeOpts{Name: metricImbalance, Help: "Largest |load - fair share| / weight over eligible workers at the last round."}),
 		workers:    prometheus.NewGauge(prometheus.GaugeOpts{Name: metricWorkers, Help: "Eligible workers at the last round."}),
+		inactive: prometheus.NewGauge(prometheus.GaugeOpts{Name: metricInactive,
+			Help: "How long the partition longest out of the active phase (unassigned, orphaned, in a handoff, activating) has been out of it, at the last round; 0 when all are active or this node does not lead."}),
 	}
-	m.collectors = []prometheus.Collector{m.leader, m.rounds, m.items, m.expiries, m.unassigned, m.imbalance, m.workers}
+	m.collectors = []prometheus.Collector{m.leader, m.rounds, m.items, m.expiries, m.unassigned, m.imbalance, m.workers, m.inactive}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c)
@@ -60,7 +70,17 @@ func (m *metrics) proposed(t fsm.CommandType, n, rejected int) {
 	}
 }
 
-func (m *metrics) observePlan(p placement.Plan, v view) {
+// notLeading zeroes the leader's gauges on a node that stopped leading.
+func (m *metrics) notLeading() {
+	m.leader.Set(0)
+	m.unassigned.Set(0)
+	m.imbalance.Set(0)
+	m.workers.Set(0)
+	m.inactive.Set(0)
+}
+
+func (m *metrics) observePlan(p placement.Plan, v view, oldestInactive time.Duration) {
+	m.inactive.Set(oldestInactive.Seconds())
 	un := 0
 	for _, part := range v.partitions {
 		if part.Phase == fsm.PhaseUnassigned || part.Phase == fsm.PhaseOrphaned {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/internal/testcluster"
 	"github.com/batonhq/baton/raftnode"
@@ -82,6 +84,21 @@ func TestLeaderKilled_NewLeaderServesAndOldCatchesUp(t *testing.T) {
 	if next == old {
 		t.Fatal("killed node still leader")
 	}
+	// Every survivor counts the change (baton_raftnode_leader_changes_total).
+	for _, n := range c.Followers(t) {
+		testcluster.Eventually(t, n.ID+" counts the leader change", func() error {
+			if got := testutil.ToFloat64(raftnode.LeaderChanges(n.Raft())); got < 1 {
+				return fmt.Errorf("%v leader changes", got)
+			}
+			return nil
+		})
+	}
+	testcluster.Eventually(t, "the new leader counts the change", func() error {
+		if got := testutil.ToFloat64(raftnode.LeaderChanges(next.Raft())); got < 1 {
+			return fmt.Errorf("%v leader changes", got)
+		}
+		return nil
+	})
 	c.MustApply(t, join("w2"))
 	res := c.MustApply(t, declare(5, "b"))
 	c.Restart(t, oldIdx)

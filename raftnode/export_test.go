@@ -61,3 +61,6 @@ func CatchUp(n *Node) (applied, target uint64, known bool) {
 	target, known = n.catchUpTarget()
 	return uint64(n.AppliedIndex()), target, known
 }
+
+// LeaderChanges is the node's count of leader changes it has seen.
+func LeaderChanges(n *Node) prometheus.Counter { return n.metrics.leaderChange }

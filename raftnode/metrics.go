@@ -8,7 +8,8 @@ import (
 )
 
 // Metric names, all prefixed baton_raftnode_. hashicorp raft's own metrics go to
-// go-metrics' process-wide sink, which cmd/baton bridges to Prometheus.
+// go-metrics' process-wide sink, which cmd/baton bridges to Prometheus as
+// baton_raft_* through NewMetricsSink.
 const (
 	metricApplySeconds   = "baton_raftnode_apply_seconds"
 	metricApplyErrors    = "baton_raftnode_apply_errors_total"
@@ -17,6 +18,7 @@ const (
 	metricIsLeader       = "baton_raftnode_is_leader"
 	metricEntriesRefused = "baton_raftnode_entries_refused_total"
 	metricDivergence     = "baton_raftnode_state_divergence"
+	metricLeaderChanges  = "baton_raftnode_leader_changes_total"
 )
 
 // Label names.
@@ -41,6 +43,7 @@ type metrics struct {
 	events       prometheus.Counter
 	refused      prometheus.Counter
 	leader       prometheus.Gauge
+	leaderChange prometheus.Counter
 	// divergence is 1 for each member this node's corruption check holds
 	// divergent, 0 for the others it compared; divMu guards divergence's
 	// label set against concurrent setDivergence calls (there is one check
@@ -62,12 +65,14 @@ func newMetrics(reg prometheus.Registerer, node string) *metrics {
 	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: metricEntriesRefused,
 		Help: "Committed entries refused because they did not decode or failed the command checks (EntryRejected events): a proposer skipped the checks.", ConstLabels: labels})
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricIsLeader, Help: "1 while this node is the raft leader.", ConstLabels: labels})
+	changes := prometheus.NewCounter(prometheus.CounterOpts{Name: metricLeaderChanges,
+		Help: "Leader changes this node has seen since it started: each new leader or term after the first leader it learned of.", ConstLabels: labels})
 	div := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricDivergence,
 		Help:        "1 while the observer's corruption check holds the node's state or audit log different from the other replicas' at an agreed index; 0 for the other nodes compared.",
 		ConstLabels: prometheus.Labels{labelObserver: node}}, []string{labelNode})
 	m := &metrics{reg: reg, applySeconds: apply, applyErrors: errs, entries: entries, events: events, refused: refused, leader: leader,
-		divergence: div, divNodes: map[string]bool{},
-		collectors: []prometheus.Collector{apply, errs, entries, events, refused, leader, div}}
+		leaderChange: changes, divergence: div, divNodes: map[string]bool{},
+		collectors: []prometheus.Collector{apply, errs, entries, events, refused, leader, changes, div}}
 	if reg != nil {
 		for _, c := range m.collectors {
 			_ = reg.Register(c) // a re-registration after restart in one process keeps the old one

@@ -160,6 +160,7 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.MaxAppendEntries = maxAppendEntries // the transport's message bound depends on it
 	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true // per-peer metrics with the peer id in the name; the labelled ones stay
 	rc.Logger = hlog
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("raftnode: raft config: %w", err))
@@ -217,6 +218,7 @@ func (n *Node) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	wasLeader := false
+	var seen leaderSeen
 	for {
 		select {
 		case <-n.done:
@@ -226,6 +228,9 @@ func (n *Node) run() {
 		}
 		leader := n.raft.State() == raft.Leader
 		n.metrics.setLeader(leader)
+		if _, id := n.raft.LeaderWithID(); seen.changed(string(id), n.raft.CurrentTerm()) {
+			n.metrics.leaderChange.Inc()
+		}
 		if leader != wasLeader {
 			n.leaderMu.Lock()
 			close(n.leaderCh)
@@ -238,6 +243,25 @@ func (n *Node) run() {
 			n.registerSelf()
 		}
 	}
+}
+
+// leaderSeen is the last leader (and its term) a node learned of, to count
+// leader changes.
+type leaderSeen struct {
+	id   string
+	term uint64
+}
+
+// changed records that the leader is id in term ("" while there is none) and
+// reports whether that is a change from the last leader seen; the first
+// leader seen is not.
+func (s *leaderSeen) changed(id string, term uint64) bool {
+	if id == "" || (id == s.id && term == s.term) {
+		return false
+	}
+	first := s.id == ""
+	s.id, s.term = id, term
+	return !first
 }
 
 // registerSelf records this node's API address in the state if it is missing

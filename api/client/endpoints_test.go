@@ -2,15 +2,19 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/api/server"
+	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/internal/testcluster"
 )
@@ -236,35 +240,99 @@ func everyMethod(t *testing.T, c *testcluster.Cluster, cl *client.Client, prefix
 
 // fakePlanner is a server.Planner with a function field.
 type fakePlanner struct {
-	plan func() (any, error)
+	plan func() (api.Plan, error)
 }
 
-func (p fakePlanner) Plan(context.Context) (any, error) { return p.plan() }
+func (p fakePlanner) Plan(context.Context) (api.Plan, error) { return p.plan() }
 
-// TestPlan: Plan returns the planner's JSON as it is, from the leader and
-// through a follower.
+// fullPlan is a dry run with every field set.
+func fullPlan() api.Plan {
+	return api.Plan{
+		Index: 42, Paused: true, Imbalance: 0.25,
+		Workers: []api.PlanWorker{
+			{Worker: "w1", Weight: 2, Eligible: true, Load: 5, Fixed: 1, Fair: 4.5, Lower: 4, Upper: 5},
+			{Worker: "w2", Weight: 1, Load: 3, Fixed: 3, Lower: 3, Upper: 3, Saturated: true},
+		},
+		Moves: []api.PlanMove{{Partition: "p1", From: "w2", To: "w1", Reason: "owner_ineligible", Detail: "w2 cordoned"}},
+		Actions: []api.PlanAction{
+			{Partition: "p1", From: "w2", To: "w1", Action: api.PlanPrepare, Reason: "owner_ineligible", Detail: "w2 cordoned"},
+			{Partition: "p2", Action: api.PlanHold, Reason: "unassigned", Detail: "membership stabilizing"},
+		},
+		Pending: []fsm.Handoff{{ID: 7, Partition: "p3", From: "w1", To: "w2", Epoch: 3, Reason: "pinned",
+			Deadline: 1700000000000000000, PreparedIndex: 40, PreparedTime: 1690000000000000000, Drained: true,
+			ThroughSeq: 99, DrainedTime: 1695000000000000000}},
+		Warnings: []string{"w2 saturated"},
+		Rendered: "plan:\n  p1 w2 -> w1\n",
+	}
+}
+
+// TestPlan: the client's Plan decodes what the server sends, field for
+// field, from the leader and through a follower (which forwards it); a
+// planner's error reaches the client with its code.
 func TestPlan(t *testing.T) {
-	want := map[string]any{"moves": []any{map[string]any{"partition": "p1", "to": "w2", "why": "balance"}}}
-	c := testcluster.NewWithAPI(t, 3, server.Config{Planner: fakePlanner{plan: func() (any, error) { return want, nil }}})
+	want := fullPlan()
+	var fail atomic.Bool
+	c := testcluster.NewWithAPI(t, 3, server.Config{Planner: fakePlanner{plan: func() (api.Plan, error) {
+		if fail.Load() {
+			return api.Plan{}, fmt.Errorf("plan: %w", fsm.ErrUnknownWorker)
+		}
+		return want, nil
+	}}})
 	for _, n := range []*testcluster.Node{c.Leader(t), c.Followers(t)[0]} {
-		raw, err := newClient(t, []string{n.URL}).Plan(ctxT(t))
+		got, err := newClient(t, []string{n.URL}).Plan(ctxT(t))
 		if err != nil {
 			t.Fatalf("Plan via %s: %v", n.ID, err)
 		}
-		var got map[string]any
-		if err := json.Unmarshal(raw, &got); err != nil {
-			t.Fatal(err)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("Plan via %s:\n got %+v\nwant %+v", n.ID, got, want)
 		}
-		if gb, _ := json.Marshal(got); string(gb) != mustJSON(t, want) {
-			t.Fatalf("Plan via %s: %s, want %s", n.ID, gb, mustJSON(t, want))
-		}
+	}
+	fail.Store(true)
+	if _, err := newClient(t, []string{c.Leader(t).URL}).Plan(ctxT(t)); !errors.Is(err, fsm.ErrUnknownWorker) {
+		t.Fatalf("Plan of a failing planner: %v, want fsm.ErrUnknownWorker", err)
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+// fakeSessions is a server.Sessions whose Heartbeat returns err.
+type fakeSessions struct{ err error }
+
+func (fakeSessions) Registered(fsm.WorkerID, fsm.Incarnation) {}
+func (s fakeSessions) Heartbeat(fsm.WorkerID, fsm.Incarnation) (time.Duration, error) {
+	return time.Second, s.err
+}
+
+// TestHeartbeat_UnknownSessionContract: a session table's error that wraps
+// api.ErrUnknownSession, the controller's *SessionError among them, reaches
+// the worker as ErrUnknownSession with the table's explanation; any other
+// error does not.
+func TestHeartbeat_UnknownSessionContract(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		unknown bool
+	}{
+		{"controller session error", &controller.SessionError{Worker: "w1", Incarnation: 9}, true},
+		{"wrapped controller session error", fmt.Errorf("renew: %w", &controller.SessionError{Worker: "w1", Incarnation: 9}), true},
+		{"bare sentinel, wrapped", fmt.Errorf("renew w1: %w", api.ErrUnknownSession), true},
+		{"controller sentinel alone", controller.ErrUnknownSession, false},
+		{"another error", errors.New("disk on fire"), false},
 	}
-	return string(b)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testcluster.NewWithAPI(t, 1, server.Config{Sessions: fakeSessions{err: tt.err}})
+			cl := newClient(t, []string{c.Leader(t).URL}, client.WithRetries(0))
+			r, err := cl.Register(ctxT(t), api.RegisterRequest{Worker: "w1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cl.Heartbeat(ctxT(t), "w1", r.Incarnation)
+			if got := errors.Is(err, client.ErrUnknownSession); got != tt.unknown {
+				t.Fatalf("Heartbeat: %v; unknown session %v, want %v", err, got, tt.unknown)
+			}
+			var ae *api.Error
+			if !errors.As(err, &ae) || (tt.unknown && (ae.Status != 404 || !strings.Contains(ae.Message, tt.err.Error()))) {
+				t.Fatalf("Heartbeat: %#v, want a 404 that explains %q", ae, tt.err)
+			}
+		})
+	}
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
@@ -149,9 +148,9 @@ func (c *Client) SetRebalance(ctx context.Context, paused bool) (api.WriteRespon
 }
 
 // Plan returns the controller's dry run: the moves it would make now and why,
-// as the planner's JSON. ErrNotFound when the leader runs no planner.
-func (c *Client) Plan(ctx context.Context) (json.RawMessage, error) {
-	var out json.RawMessage
+// and the actions it holds back. ErrNotFound when the leader runs no planner.
+func (c *Client) Plan(ctx context.Context) (api.Plan, error) {
+	var out api.Plan
 	_, err := c.do(ctx, request{op: "plan", method: http.MethodGet, path: api.PathPlan, leader: true}, &out)
 	return out, err
 }

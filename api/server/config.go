@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/audit"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/raftnode"
@@ -55,20 +56,15 @@ type Sessions interface {
 	// Registered grants a freshly registered incarnation a full TTL.
 	Registered(w fsm.WorkerID, inc fsm.Incarnation)
 	// Heartbeat renews w's session. If the leader holds none for this
-	// incarnation it returns an error that wraps ErrUnknownSession or has a
-	// method UnknownSession() bool returning true, and the worker is told to
-	// register again.
+	// incarnation it returns an error that wraps api.ErrUnknownSession, and
+	// the worker is told to register again.
 	Heartbeat(w fsm.WorkerID, inc fsm.Incarnation) (ttl time.Duration, err error)
 }
 
-// ErrUnknownSession is what Sessions.Heartbeat wraps when the worker must
-// register again.
-var ErrUnknownSession = errors.New("server: unknown session")
-
 // Planner answers dry-run placement queries (the controller implements it).
 type Planner interface {
-	// Plan returns the moves the controller would make now and why, as JSON.
-	Plan(ctx context.Context) (any, error)
+	// Plan returns the moves the controller would make now and why.
+	Plan(ctx context.Context) (api.Plan, error)
 }
 
 // Config configures the server. Zero fields take the defaults shown.

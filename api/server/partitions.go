@@ -188,6 +188,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, caller principal) 
 	if err != nil {
 		return err
 	}
+	setIndex(w, p.Index)
 	writeJSON(w, http.StatusOK, p)
 	return nil
 }

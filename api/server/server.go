@@ -196,10 +196,16 @@ func toAPIError(err error) *api.Error {
 	var nl *raftnode.NotLeaderError
 	switch {
 	case errors.As(err, &ae):
-		if ae.Status == 0 {
-			ae.Status = api.StatusOf(ae.Code)
+		// A copy: ae may be a shared sentinel (api.ErrUnknownSession), whose
+		// bare code the wrapping error's text explains.
+		out := *ae
+		if out.Status == 0 {
+			out.Status = api.StatusOf(out.Code)
 		}
-		return ae
+		if out.Message == "" {
+			out.Message = err.Error()
+		}
+		return &out
 	case errors.As(err, &re):
 		e := api.FromReject(re)
 		if e.Message == "" {
@@ -222,21 +228,12 @@ func toAPIError(err error) *api.Error {
 		return api.Errorf(api.CodeNoLeader, "no leader; retry shortly")
 	case errors.Is(err, raftnode.ErrNotReady):
 		return api.Errorf(api.CodeNotReady, "%v", err)
-	case errors.Is(err, ErrUnknownSession), isUnknownSession(err):
-		return api.Errorf(api.CodeUnknownSession, "%v; register again", err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return api.Errorf(api.CodeTimeout, "%v", err)
 	case errors.Is(err, context.Canceled):
 		return api.Errorf(api.CodeUnavailable, "request cancelled")
 	}
 	return api.Errorf(api.CodeInternal, "%v", err)
-}
-
-// isUnknownSession detects a Sessions implementation's "register again" error
-// without importing it.
-func isUnknownSession(err error) bool {
-	var us interface{ UnknownSession() bool }
-	return errors.As(err, &us) && us.UnknownSession()
 }
 
 func writeError(w http.ResponseWriter, e *api.Error) {

@@ -125,7 +125,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, caller princi
 			return err
 		}
 		if !known {
-			return fmt.Errorf("%w: worker %s incarnation %d", ErrUnknownSession, wid, req.Incarnation)
+			return api.Errorf(api.CodeUnknownSession, "no session for worker %s incarnation %d; register again", wid, req.Incarnation)
 		}
 	}
 	writeJSON(w, http.StatusOK, api.HeartbeatResponse{SessionTTLMS: ttl.Milliseconds()})

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -267,22 +265,18 @@ worker). Nothing is changed.`, 0, 0)
 		return err
 	}
 	defer done()
-	raw, err := cl.Plan(ctx)
+	d, err := cl.Plan(ctx)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
 	if c.json {
-		return writeRawJSON(c.out, raw)
-	}
-	var d controller.DryRun
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("plan: %w", err)
+		return c.printJSON(d)
 	}
 	printPlan(c, d)
 	return nil
 }
 
-func printPlan(c clientFlags, d controller.DryRun) {
+func printPlan(c clientFlags, d api.Plan) {
 	paused := ""
 	if d.Paused {
 		paused = " (rebalancing paused)"
@@ -292,9 +286,9 @@ func printPlan(c clientFlags, d controller.DryRun) {
 		fmt.Fprintln(c.out, termSafeLines(r))
 		fmt.Fprintln(c.out)
 	}
-	var run, held []controller.Note
+	var run, held []api.PlanAction
 	for _, n := range d.Actions {
-		if n.Action == "hold" {
+		if n.Action == api.PlanHold {
 			held = append(held, n)
 		} else {
 			run = append(run, n)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics/compat"
-	compatprom "github.com/hashicorp/go-metrics/compat/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -353,11 +352,11 @@ func raftTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 func newRegistry() (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sink, err := compatprom.NewPrometheusSinkFrom(compatprom.PrometheusOpts{Registerer: reg})
+	sink, err := raftnode.NewMetricsSink(reg)
 	if err != nil {
-		return nil, fmt.Errorf("raft metrics sink: %w", err)
+		return nil, err
 	}
-	cfg := gometrics.DefaultConfig("baton")
+	cfg := gometrics.DefaultConfig("") // the sink names the metrics baton_raft_*
 	cfg.EnableHostname = false
 	cfg.EnableRuntimeMetrics = false // the Go collector already exports them
 	if _, err := gometrics.NewGlobal(cfg, sink); err != nil {

@@ -94,18 +94,6 @@ func writeJSON(w io.Writer, v any, indent bool) error {
 	return err
 }
 
-// writeRawJSON checks that raw is JSON, indents it and writes it like
-// writeJSON: raw comes from the server and is not trusted to be either.
-func writeRawJSON(w io.Writer, raw []byte) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		return fmt.Errorf("the server's answer is not JSON: %w", err)
-	}
-	buf.WriteByte('\n')
-	_, err := w.Write(escapeC1(buf.Bytes()))
-	return err
-}
-
 // escapeC1 replaces DEL and the C1 controls in valid JSON text with \u
 // escapes. Anything else, invalid UTF-8 included, is copied as it is
 // (encoding/json never writes invalid UTF-8; json.Indent refuses control

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/api"
-	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/fsm"
 )
 
@@ -105,9 +104,9 @@ func TestPrintersEscapeServerStrings(t *testing.T) {
 			return nil
 		}},
 		{"plan", func(c clientFlags) error {
-			printPlan(c, controller.DryRun{Rendered: "plan:\n  " + evil + "\n", Warnings: []string{evil},
-				Actions: []controller.Note{{Partition: part, From: id, To: id, Action: evil, Reason: evil, Detail: evil},
-					{Partition: part, Action: "hold", Reason: evil, Detail: evil}}})
+			printPlan(c, api.Plan{Rendered: "plan:\n  " + evil + "\n", Warnings: []string{evil},
+				Actions: []api.PlanAction{{Partition: part, From: id, To: id, Action: evil, Reason: evil, Detail: evil},
+					{Partition: part, Action: api.PlanHold, Reason: evil, Detail: evil}}})
 			return nil
 		}},
 		{"a write's events", func(c clientFlags) error {
@@ -152,33 +151,6 @@ func TestJSONOutputEscapesControls(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &back); err != nil || !reflect.DeepEqual(back, in) {
 			t.Errorf("round trip: %+v, %v", back, err)
 		}
-	}
-}
-
-func TestRawJSONFromTheServer(t *testing.T) {
-	tests := []struct {
-		name, raw string
-		want      string // in the output; empty: an error
-	}{
-		{"valid, re-indented", `{"a":[1,2]}`, "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n"},
-		{"C1 inside a string escaped", "{\"a\":\"x\u009by\"}", `"x\u009by"`},
-		{"raw ESC inside a string is not JSON", "{\"a\":\"\x1b[31m\"}", ""},
-		{"not JSON at all", "\x1b[2J", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := writeRawJSON(&out, []byte(tt.raw))
-			if tt.want == "" {
-				if err == nil || out.Len() != 0 {
-					t.Fatalf("wrote %q, %v; want an error and nothing written", out.String(), err)
-				}
-				return
-			}
-			if err != nil || !strings.Contains(out.String(), tt.want) {
-				t.Errorf("wrote %q, %v; want %q", out.String(), err, tt.want)
-			}
-		})
 	}
 }
 
