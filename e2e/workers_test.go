@@ -224,23 +224,27 @@ type publisher struct {
 
 func startPublisher(t *testing.T, js jetstream.JetStream, parts []fsm.PartitionID, rng *rand.Rand) *publisher {
 	p := &publisher{t: t, stop: make(chan struct{}), done: make(chan struct{}), published: map[fsm.PartitionID][]fsm.StreamSeq{}}
-	order := make([]fsm.PartitionID, 100000)
-	for i := range order {
-		order[i] = parts[rng.IntN(len(parts))]
-	}
+	// Its own generator, seeded from the test's: the test goes on using
+	// rng while this goroutine publishes.
+	prng := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 	go func() {
 		defer close(p.done)
 		tk := time.NewTicker(3 * time.Millisecond)
 		defer tk.Stop()
-		for i := 0; i < len(order); i++ {
+		perPart := map[fsm.PartitionID]int{}
+		for i := 0; ; i++ {
 			select {
 			case <-p.stop:
 				return
 			case <-tk.C:
 			}
-			part := order[i]
+			part := parts[prng.IntN(len(parts))]
+			perPart[part]++
+			// The payload names the partition's own sequence, for reading
+			// the stream by eye; the checks use the stream sequences.
+			body := fmt.Sprintf("%s/%d", part, perPart[part])
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ack, err := js.Publish(ctx, "orders."+string(part)+".x", []byte(strconv.Itoa(i)), jetstream.WithMsgID(strconv.Itoa(i)))
+			ack, err := js.Publish(ctx, "orders."+string(part)+".x", []byte(body), jetstream.WithMsgID(strconv.Itoa(i)))
 			cancel()
 			if err != nil {
 				t.Errorf("publish %d: %v", i, err)
