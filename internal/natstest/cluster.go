@@ -138,9 +138,9 @@ func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 			Debug:      c.cfg.debug,
 			Trace:      c.cfg.trace,
 			Cluster: server.ClusterOpts{
-				Name:           c.name,
-				Host:           "127.0.0.1",
-				Port:           ports[i],
+				Name:      c.name,
+				Host:      "127.0.0.1",
+				Port:      ports[i],
 				Advertise: sink.Addr().String(),
 			},
 			Routes: routes,

@@ -65,7 +65,6 @@ func TestCluster_LeadersKillsAndRestarts(t *testing.T) {
 	c.Restart(t, n1)
 	t.Logf("n1 restarted and current in %v", time.Since(start))
 
-
 	// A clean stop hands leadership over without an election timeout.
 	for _, st := range streams {
 		c.MoveStreamLeader(t, nc, st.CachedInfo().Config.Name, n1)
