@@ -497,11 +497,13 @@ func replicasCurrent(nd *Node, what string, ci *server.ClusterInfo, running map[
 // for its leader and for every replica to be current.
 func (c *Cluster) CreateStream(tb testing.TB, js jetstream.JetStream, name string, retention jetstream.RetentionPolicy, subjects ...string) jetstream.Stream {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	defer cancel()
 	var st jetstream.Stream
-	var err error
 	waitFor(tb, "create stream "+name, func() error {
+		// Each attempt is bounded on its own: a request lost in an
+		// election is asked again.
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		defer cancel()
+		var err error
 		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name: name, Subjects: subjects, Retention: retention,
 			Storage: jetstream.FileStorage, AllowDirect: true,

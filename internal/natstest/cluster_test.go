@@ -15,6 +15,7 @@ import (
 // with every acknowledged message; a restarted node catches up; a stopped
 // node hands its leaderships over at once.
 func TestCluster_LeadersKillsAndRestarts(t *testing.T) {
+	t.Parallel()
 	c := StartCluster(t, 3)
 	nc, js := Connect(t, c.URL())
 	var streams []jetstream.Stream
