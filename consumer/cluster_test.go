@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,18 +46,20 @@ func TestR3_ExactlyOnceAcrossNATSNodeKills(t *testing.T) {
 		e.startWorker("w2")
 		envs = append(envs, e)
 	}
+	// One environment after the other, on the test's goroutine (the steps
+	// fail the test): the handoffs a step starts are in flight on every
+	// stream when the node is killed, and the waits are conditions.
 	all := func(f func(e *env)) {
-		var wg sync.WaitGroup
 		for _, e := range envs {
-			wg.Add(1)
-			go func() { defer wg.Done(); f(e) }()
+			f(e)
 		}
-		wg.Wait()
 	}
 	all((*env).waitSettled)
 	var stops []func()
 	for _, e := range envs {
-		stops = append(stops, e.publisher(context.Background(), 5*time.Millisecond))
+		// 100 msg/s per stream: three claim stores, nine workers and the
+		// NATS cluster share the test's two cores.
+		stops = append(stops, e.publisher(context.Background(), 10*time.Millisecond))
 	}
 	defer func() {
 		for _, stop := range stops {
@@ -137,12 +138,20 @@ func kill(t *testing.T, jsc *natstest.Cluster, nd *natstest.Node, envs []*env, w
 	t.Helper()
 	start := time.Now()
 	jsc.Kill(t, nd)
-	for _, e := range envs {
-		jsc.StreamLeader(t, e.stream)
-		for _, name := range e.consumerNames(t) {
-			jsc.ConsumerLeader(t, e.stream, name)
+	// Consumers come and go with the handoffs: each time, those listed now.
+	testcluster.Eventually(t, "every stream and consumer led again", func() error {
+		for _, e := range envs {
+			if jsc.LeaderNow(e.stream, "") == nil {
+				return fmt.Errorf("stream %s has no leader", e.stream)
+			}
+			for _, name := range e.consumerNames(t) {
+				if jsc.LeaderNow(e.stream, name) == nil {
+					return fmt.Errorf("consumer %s > %s has no leader", e.stream, name)
+				}
+			}
 		}
-	}
+		return nil
+	})
 	t.Logf("killed %s (%s): every stream and consumer led again after %v", nd, what, time.Since(start).Round(time.Millisecond))
 }
 

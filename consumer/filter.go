@@ -468,7 +468,7 @@ func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContex
 		if c := meta.Sequence.Consumer; c > *dseq+1 {
 			d.Gap = true
 			a.metrics.deliveryGaps.Inc()
-			a.log.Info("deliveries lost on their way; partitions read again from what they processed",
+			a.log.Warn("deliveries lost on their way; partitions read again from what they processed",
 				"after_delivery", *dseq, "next_delivery", c, "seq", meta.Sequence.Stream)
 		}
 		*dseq = max(*dseq, meta.Sequence.Consumer)

@@ -420,9 +420,9 @@ func (c *Cluster) WaitMetaLeader(tb testing.TB) *Node {
 }
 
 // WaitCurrent waits until every running node is current with the meta
-// group, every stream and every consumer has a leader, and each leader sees
-// every replica on a running node current with no lag: a restarted node has
-// caught up.
+// group, every stream and every consumer has a leader, each stream's leader
+// sees every replica on a running node current with no lag (a restarted node
+// has caught up), and each consumer's leader sees them online.
 func (c *Cluster) WaitCurrent(tb testing.TB) {
 	tb.Helper()
 	waitFor(tb, "every node current", c.current)
@@ -453,7 +453,7 @@ func (c *Cluster) current() error {
 			}
 			for _, st := range acc.Streams {
 				groups[st.Name] = true
-				if err := replicasCurrent(nd, "stream "+st.Name, st.Cluster, running); err != nil {
+				if err := replicasCurrent(nd, "stream "+st.Name, st.Cluster, running, true); err != nil {
 					return err
 				} else if st.Cluster != nil && st.Cluster.Leader == nd.Name() {
 					led[st.Name] = true
@@ -461,7 +461,7 @@ func (c *Cluster) current() error {
 				for _, ci := range st.Consumer {
 					name := st.Name + " > " + ci.Name
 					groups[name] = true
-					if err := replicasCurrent(nd, "consumer "+name, ci.Cluster, running); err != nil {
+					if err := replicasCurrent(nd, "consumer "+name, ci.Cluster, running, false); err != nil {
 						return err
 					} else if ci.Cluster != nil && ci.Cluster.Leader == nd.Name() {
 						led[name] = true
@@ -479,13 +479,15 @@ func (c *Cluster) current() error {
 }
 
 // replicasCurrent checks, on the group's leader only, that every replica on
-// a running node is current and has no lag.
-func replicasCurrent(nd *Node, what string, ci *server.ClusterInfo, running map[string]bool) error {
+// a running node is online and, if caughtUp, current with no lag. A
+// consumer's replicas are only required online: an idle consumer group was
+// seen to report a healthy replica one entry behind for a minute.
+func replicasCurrent(nd *Node, what string, ci *server.ClusterInfo, running map[string]bool, caughtUp bool) error {
 	if ci == nil || ci.Leader != nd.Name() {
 		return nil
 	}
 	for _, r := range ci.Replicas {
-		if running[r.Name] && (!r.Current || r.Offline || r.Lag > 0) {
+		if running[r.Name] && (r.Offline || caughtUp && (!r.Current || r.Lag > 0)) {
 			return fmt.Errorf("%s: replica %s current=%v offline=%v lag=%d", what, r.Name, r.Current, r.Offline, r.Lag)
 		}
 	}
@@ -530,6 +532,19 @@ func (c *Cluster) StreamLeader(tb testing.TB, stream string) *Node {
 		return errors.New("no stream leader")
 	})
 	return l
+}
+
+// LeaderNow returns the node leading the stream (consumer "") or the
+// stream's consumer right now, nil if none does.
+func (c *Cluster) LeaderNow(stream, consumer string) *Node {
+	for _, nd := range c.Running() {
+		ns := nd.Server()
+		if consumer == "" && ns.JetStreamIsStreamLeader(Account, stream) ||
+			consumer != "" && ns.JetStreamIsConsumerLeader(Account, stream, consumer) {
+			return nd
+		}
+	}
+	return nil
 }
 
 // ConsumerLeader waits until the consumer has a leader and returns it.

@@ -17,14 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// clusterCtx returns a context long enough for an election after a kill.
-func clusterCtx(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // infoFrom fetches consumer info, waiting through an election.
 func infoFrom(t testing.TB, c jetstream.Consumer) *jetstream.ConsumerInfo {
 	t.Helper()
