@@ -86,9 +86,14 @@ bench:
 # rounds of the leader of three real servers with writes in flight, then every
 # node's audit log, state and raft log compared (make test runs 2 rounds;
 # CHAOS_SEED=n replays a run's random choices); deposed leaders asked for
-# default reads, READS_ROUNDS times; then the long property run.
+# default reads, READS_ROUNDS times; R3_ROUNDS rounds of NATS node kills under
+# handoffs on R3 streams; then the long property run.
 CHAOS_DURATION ?= 5m
 CHAOS_FREEZES  ?= 200
+# Rounds of the three NATS node kills (stream leader, consumer leader,
+# follower) under handoffs on R3 streams of each retention (not in make test:
+# minutes per round).
+R3_ROUNDS      ?= 5
 CHAOS_SEED     ?= 0
 READS_ROUNDS   ?= 200
 chaos: build
@@ -96,6 +101,7 @@ chaos: build
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
 	$(GO) test -count=1 -timeout 90m -v -run '^TestE2E_Chaos_LeaderFreezes$$' ./e2e -chaos.freezes=$(CHAOS_FREEZES) -chaos.seed=$(CHAOS_SEED)
 	$(GO) test -count=1 -timeout 60m -run 'TestDefaultRead_DeposedLeaderDoesNotAnswer' ./raftnode -reads.rounds=$(READS_ROUNDS)
+	$(GO) test -count=1 -timeout 60m -v -run '^TestR3_ExactlyOnceAcrossNATSNodeKills$$' ./consumer -r3.rounds=$(R3_ROUNDS)
 	$(MAKE) proptest-long
 
 proptest-long:

@@ -19,6 +19,7 @@ import (
 	"github.com/batonhq/baton/controller"
 	"github.com/batonhq/baton/fsm"
 	"github.com/batonhq/baton/internal/natstest"
+	"github.com/batonhq/baton/internal/retry"
 	"github.com/batonhq/baton/internal/testcluster"
 )
 
@@ -26,8 +27,12 @@ import (
 // with one stream, a 3-node claim store with controllers and the HTTP API over
 // loopback TCP, a client, and workers whose handlers record what they process.
 type env struct {
-	t       testing.TB
-	nats    *natstest.Server
+	t    testing.TB
+	nats *natstest.Server // nil on a cluster
+	// jsc is the JetStream cluster the stream is replicated on, if any;
+	// publishes then retry through elections.
+	jsc     *natstest.Cluster
+	prefix  string // the stream's subjects are <prefix>.>
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	stream  string
@@ -73,11 +78,36 @@ func controllerConfig() controller.Config {
 
 func newEnv(t testing.TB, retention jetstream.RetentionPolicy, partitions int) *env {
 	t.Helper()
-	e := &env{t: t, stream: "ORDERS", rec: newRecorder(), published: map[fsm.PartitionID][]fsm.StreamSeq{}, workers: map[fsm.WorkerID]*Applier{}}
+	e := &env{t: t, stream: "ORDERS", prefix: "orders"}
 	e.nats = natstest.Start(t)
 	e.nc, e.js = natstest.Connect(t, e.nats.URL())
 	natstest.CreateStream(t, e.js, e.stream, retention, "orders.>")
-	e.cluster = testcluster.NewFull(t, 3, server.Config{}, controllerConfig())
+	e.declare(controllerConfig(), partitions)
+	return e
+}
+
+// newClusterEnv is newEnv on a JetStream cluster: stream is replicated on
+// every node of jsc, its subjects are <prefix>.>, and drains may take an
+// election's time, so the drain deadline is longer than the single-server
+// tests'.
+func newClusterEnv(t testing.TB, jsc *natstest.Cluster, retention jetstream.RetentionPolicy, stream, prefix string, partitions int) *env {
+	t.Helper()
+	e := &env{t: t, stream: stream, prefix: prefix, jsc: jsc}
+	e.nc, e.js = natstest.Connect(t, jsc.URL())
+	jsc.CreateStream(t, e.js, stream, retention, prefix+".>")
+	cc := controllerConfig()
+	cc.DrainTimeout = 30 * time.Second
+	e.declare(cc, partitions)
+	return e
+}
+
+// declare starts the claim store and declares the partitions p00, p01, ...
+// on subjects <prefix>.<partition>.>.
+func (e *env) declare(cc controller.Config, partitions int) {
+	t := e.t
+	t.Helper()
+	e.rec, e.published, e.workers = newRecorder(), map[fsm.PartitionID][]fsm.StreamSeq{}, map[fsm.WorkerID]*Applier{}
+	e.cluster = testcluster.NewFull(t, 3, server.Config{}, cc)
 	cl, err := client.New(e.cluster.URLs(), client.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +118,13 @@ func newEnv(t testing.TB, retention jetstream.RetentionPolicy, partitions int) *
 	for i := 0; i < partitions; i++ {
 		id := fsm.PartitionID(fmt.Sprintf("p%02d", i))
 		e.parts = append(e.parts, id)
-		specs = append(specs, fsm.PartitionSpec{ID: id, Subjects: []string{"orders." + string(id) + ".>"}})
+		specs = append(specs, fsm.PartitionSpec{ID: id, Subjects: []string{e.prefix + "." + string(id) + ".>"}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := cl.Declare(ctx, specs); err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // startWorker starts an applier whose handler records every message.
@@ -186,9 +215,27 @@ func (e *env) publisher(ctx context.Context, every time.Duration) (stop func()) 
 }
 
 func (e *env) publishOne(ctx context.Context, p fsm.PartitionID, i int) {
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := e.js.Publish(pctx, "orders."+string(p)+".x", []byte(fmt.Sprint(i)))
+	subj := e.prefix + "." + string(p) + ".x"
+	var ack *jetstream.PubAck
+	var err error
+	if e.jsc != nil {
+		// A stream without a leader (an election after a node was killed)
+		// refuses or drops publishes for seconds: retry with the same
+		// message id, so that a retry of a publish that was stored after
+		// all is stored once.
+		id := fmt.Sprintf("%s-%d", e.stream, i)
+		err = retry.Do(ctx, retry.Policy{Initial: 50 * time.Millisecond, Max: time.Second, Attempts: 60}, func(ctx context.Context) error {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var err error
+			ack, err = e.js.Publish(pctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(id))
+			return err
+		})
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ack, err = e.js.Publish(pctx, subj, []byte(fmt.Sprint(i)))
+		cancel()
+	}
 	if err != nil {
 		e.t.Errorf("publish: %v", err)
 		return

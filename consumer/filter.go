@@ -44,10 +44,16 @@ type filterManager struct {
 	last    time.Time
 	pull    context.CancelFunc
 	pullEnd chan struct{}
+
+	// dseq is the last consumer delivery sequence the pull loop saw: a
+	// delivery past dseq+1 comes after a gap (core.Delivery.Gap). The
+	// running pull loop owns it; create resets it while no pull loop runs,
+	// since a new consumer counts from 1.
+	dseq *uint64
 }
 
 func newFilterManager(a *Applier) *filterManager {
-	return &filterManager{a: a, sig: make(chan struct{}, 1), trouble: make(chan error, 1)}
+	return &filterManager{a: a, sig: make(chan struct{}, 1), trouble: make(chan error, 1), dseq: new(uint64)}
 }
 
 // want hands the manager a new request; it replaces any not yet applied.
@@ -322,6 +328,7 @@ func (m *filterManager) create(ctx context.Context, name string, want []string) 
 	}
 	a.log.Info("consumer created", "consumer", name, "subjects", len(want))
 	m.cons, m.info, m.exists, m.paused = c, c.CachedInfo(), true, false
+	*m.dseq = 0
 	a.metrics.subjectChanges(nil, want)
 	a.metrics.updates.WithLabelValues("success").Inc()
 	a.metrics.subjects.Set(float64(len(want)))
@@ -362,12 +369,12 @@ func (m *filterManager) startPull() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	m.pull, m.pullEnd = cancel, done
-	cons, inc := m.cons, m.inc
+	cons, inc, dseq := m.cons, m.inc, m.dseq
 	m.a.wg.Add(1)
 	go func() {
 		defer m.a.wg.Done()
 		defer close(done)
-		m.a.pullLoop(ctx, cons, inc, m.trouble)
+		m.a.pullLoop(ctx, cons, inc, dseq, m.trouble)
 	}()
 }
 
@@ -388,8 +395,9 @@ func (a *Applier) setConsumerErr(err error) {
 // pullLoop feeds the loop from the durable consumer of incarnation inc. The
 // iterator is restarted after errors with backoff; after opts.iteratorEscalate
 // failures in a row (or at once when the consumer is gone) the manager is
-// told to check the consumer and recreate it.
-func (a *Applier) pullLoop(ctx context.Context, cons jetstream.Consumer, inc fsm.Incarnation, trouble chan<- error) {
+// told to check the consumer and recreate it. dseq is the last delivery
+// sequence seen, kept across iterators and pull loops of one consumer.
+func (a *Applier) pullLoop(ctx context.Context, cons jetstream.Consumer, inc fsm.Incarnation, dseq *uint64, trouble chan<- error) {
 	b := newBackoff(50*time.Millisecond, a.opts.controlBackoffMax)
 	failures := 0
 	for ctx.Err() == nil {
@@ -406,7 +414,7 @@ func (a *Applier) pullLoop(ctx context.Context, cons jetstream.Consumer, inc fsm
 			b.wait(ctx, classify(err))
 			continue
 		}
-		n, err := a.drainIterator(ctx, it, inc)
+		n, err := a.drainIterator(ctx, it, inc, dseq)
 		it.Stop()
 		if ctx.Err() != nil {
 			return
@@ -431,8 +439,12 @@ func (a *Applier) pullLoop(ctx context.Context, cons jetstream.Consumer, inc fsm
 }
 
 // drainIterator forwards messages until the iterator fails and returns how many
-// it forwarded: an iterator that delivered is not a failing one.
-func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContext, inc fsm.Incarnation) (int, error) {
+// it forwarded: an iterator that delivered is not a failing one. A delivery
+// whose consumer sequence skips past *dseq+1 is marked as coming after a gap:
+// the deliveries in between were lost on their way (the connection to NATS,
+// or the route from the consumer's leader, broke) and will come back as
+// redeliveries only after AckWait, behind later messages.
+func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContext, inc fsm.Incarnation, dseq *uint64) (int, error) {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	missed, n := 0, 0
@@ -456,6 +468,13 @@ func (a *Applier) drainIterator(ctx context.Context, it jetstream.MessagesContex
 		a.metrics.pending.Set(float64(meta.NumPending))
 		d := &core.Delivery{Seq: fsm.StreamSeq(meta.Sequence.Stream), Subject: m.Subject(), Inc: inc,
 			Payload: &message{subject: m.Subject(), header: m.Headers(), data: m.Data(), time: meta.Timestamp, msg: m}}
+		if c := meta.Sequence.Consumer; c > *dseq+1 {
+			d.Gap = true
+			a.metrics.deliveryGaps.Inc()
+			a.log.Warn("deliveries lost on their way; partitions read again from what they processed",
+				"after_delivery", *dseq, "next_delivery", c, "seq", meta.Sequence.Stream)
+		}
+		*dseq = max(*dseq, meta.Sequence.Consumer)
 		select {
 		case a.msgs <- d:
 			n++

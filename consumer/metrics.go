@@ -15,6 +15,7 @@ const (
 	metricRecreations  = "baton_consumer_recreations_total"
 	metricIterRestarts = "baton_consumer_iterator_restarts_total"
 	metricHBMissed     = "baton_consumer_heartbeats_missed_total"
+	metricGaps         = "baton_consumer_delivery_gaps_total"
 	metricPhaseSecs    = "baton_consumer_handoff_phase_seconds"
 	metricDuplicates   = "baton_consumer_duplicates_skipped_total"
 	metricMessages     = "baton_consumer_messages_total"
@@ -39,6 +40,7 @@ type metrics struct {
 	recreations      prometheus.Counter
 	iteratorRestarts prometheus.Counter
 	heartbeatsMissed prometheus.Counter
+	deliveryGaps     prometheus.Counter
 	phaseSeconds     *prometheus.HistogramVec
 	duplicates       prometheus.Counter
 	messages         *prometheus.CounterVec
@@ -65,6 +67,7 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 		recreations:      prometheus.NewCounter(prometheus.CounterOpts{Name: metricRecreations, Help: "Consumers recreated after they disappeared.", ConstLabels: l}),
 		iteratorRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: metricIterRestarts, Help: "Pull iterators restarted.", ConstLabels: l}),
 		heartbeatsMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: metricHBMissed, Help: "Pull idle heartbeats missed (client stalls).", ConstLabels: l}),
+		deliveryGaps:     prometheus.NewCounter(prometheus.CounterOpts{Name: metricGaps, Help: "Gaps in the consumer's delivery sequence (deliveries lost on their way; partitions read again).", ConstLabels: l}),
 		phaseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: metricPhaseSecs, Help: "Worker-side handoff phases: catch_up (commit seen to caught up), drain (prepare seen to drained).",
 			ConstLabels: l, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}, []string{"phase"}),
 		duplicates:     prometheus.NewCounter(prometheus.CounterOpts{Name: metricDuplicates, Help: "Deliveries of messages already dispatched, skipped.", ConstLabels: l}),
@@ -88,7 +91,7 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 			Help: "Partitions that stayed in a transitional phase longer than the stuck threshold, by phase; their step is retried.", ConstLabels: l}, []string{"phase"}),
 	}
 	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations,
-		m.iteratorRestarts, m.heartbeatsMissed, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
+		m.iteratorRestarts, m.heartbeatsMissed, m.deliveryGaps, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
 		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.fencedNow, m.pending, m.cleanups, m.stuck}
 	if reg != nil {
 		for _, c := range m.collectors {

@@ -27,7 +27,8 @@ import (
 )
 
 const demoHelp = `
-Runs Baton end to end with no set-up: an embedded nats-server with JetStream, a
+Runs Baton end to end with no set-up: an embedded nats-server with JetStream
+(--nats-cluster 3: a 3-server JetStream cluster, the stream replicated R3), a
 3-node claim store over loopback TCP (raft, controller and HTTP API on each),
 partitions, a producer publishing to random partitions, and workers whose
 handlers record every message. Then it plays a scenario, narrating each step and
@@ -48,6 +49,7 @@ removed at the end; Ctrl-C stops the demo cleanly.`
 
 type demoFlags struct {
 	partitions, workers, rate int
+	natsCluster               int
 	duration                  time.Duration
 	retention                 string
 	keep                      bool
@@ -55,13 +57,14 @@ type demoFlags struct {
 }
 
 func runDemo(args []string) error {
-	f := newFlags("demo", "baton demo [--partitions 8] [--workers 3] [--rate 500] [--duration 40s] [--retention limits|interest|workqueue]", demoHelp, 0, 0)
+	f := newFlags("demo", "baton demo [--partitions 8] [--workers 3] [--rate 500] [--duration 40s] [--retention limits|interest|workqueue] [--nats-cluster 3]", demoHelp, 0, 0)
 	var o demoFlags
 	f.intVar(&o.partitions, "partitions", 8, 1, 1000, "partitions to declare")
 	f.intVar(&o.workers, "workers", 3, 2, 50, "workers at the start; the scenario adds one")
 	f.intVar(&o.rate, "rate", 500, 1, 20000, "messages published per second")
 	f.durationVar(&o.duration, "duration", 40*time.Second, 10*time.Second, noMax, "how long the producer publishes while the scenario plays")
 	f.StringVar(&o.retention, "retention", "limits", "stream retention: limits, interest or workqueue")
+	f.intVar(&o.natsCluster, "nats-cluster", 1, 1, 5, "nats-servers: 1, or a JetStream cluster whose stream is replicated on every server")
 	f.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, logs) at the end")
 	o.logs.register(f, "error")
 	if _, err := f.parse(args); err != nil {
@@ -98,7 +101,8 @@ type demo struct {
 	start     time.Time
 	tmp       string
 
-	ns      *natsserver.Server
+	ns      []*natsserver.Server
+	natsURL string // every server's client URL, comma-separated
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	nodes   []*node
@@ -141,19 +145,23 @@ func (d *demo) run(ctx context.Context) error {
 // setup starts JetStream, the claim store, the workers and the producer.
 func (d *demo) setup(ctx context.Context) error {
 	var err error
-	if d.ns, err = startNATS(d.tmp + "/nats"); err != nil {
+	if d.ns, d.natsURL, err = startNATS(d.tmp+"/nats", d.o.natsCluster); err != nil {
 		return err
 	}
-	if d.nc, d.js, err = natsConnect(d.ns.ClientURL(), "baton demo producer"); err != nil {
+	if d.nc, d.js, err = natsConnect(d.natsURL, "baton demo producer"); err != nil {
 		return err
 	}
 	if _, err := d.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: demoStream, Subjects: []string{"orders.>"}, Retention: d.retention,
-		Storage: jetstream.FileStorage, AllowDirect: true,
+		Storage: jetstream.FileStorage, AllowDirect: true, Replicas: d.o.natsCluster,
 	}); err != nil {
 		return fmt.Errorf("create stream: %w", err)
 	}
-	d.step("JetStream at %s: stream %s (subjects orders.>, %s retention)", d.ns.ClientURL(), demoStream, d.o.retention)
+	if d.o.natsCluster > 1 {
+		d.step("JetStream cluster of %d servers at %s: stream %s (subjects orders.>, %s retention, R%d)", d.o.natsCluster, d.natsURL, demoStream, d.o.retention, d.o.natsCluster)
+	} else {
+		d.step("JetStream at %s: stream %s (subjects orders.>, %s retention)", d.natsURL, demoStream, d.o.retention)
+	}
 
 	var join []string
 	for i := 1; i <= 3; i++ {
@@ -215,7 +223,7 @@ func (d *demo) addWorker(ctx context.Context, id fsm.WorkerID) error {
 	for _, n := range d.nodes {
 		urls = append(urls, n.url)
 	}
-	w, err := startDemoWorker(ctx, id, d.ns.ClientURL(), urls, demoStream, d.rec, d.log)
+	w, err := startDemoWorker(ctx, id, d.natsURL, urls, demoStream, d.rec, d.log)
 	if err != nil {
 		return fmt.Errorf("start worker %s: %w", id, err)
 	}
@@ -404,10 +412,15 @@ func (d *demo) cleanup() {
 	if d.nc != nil {
 		d.nc.Close()
 	}
-	if d.ns != nil {
-		d.ns.Shutdown()
-		d.ns.WaitForShutdown()
+	for _, ns := range d.ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
 	}
+	wg.Wait()
 	if d.tmp != "" {
 		if d.o.keep {
 			fmt.Fprintf(d.out, "kept %s\n", d.tmp)

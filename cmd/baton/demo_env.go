@@ -8,7 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,23 +29,125 @@ import (
 	"github.com/batonhq/baton/raftnode"
 )
 
-// startNATS runs an embedded nats-server with JetStream on a random loopback
-// port, storing under dir.
-func startNATS(dir string) (*natsserver.Server, error) {
-	ns, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "baton-demo", Host: "127.0.0.1", Port: -1,
-		JetStream: true, StoreDir: dir,
-		NoSigs: true, NoLog: true, // the demo owns signals and the terminal
-	})
+// startNATS runs n embedded nats-servers with JetStream on random loopback
+// ports, storing under dir: one server, or with n > 1 a JetStream cluster
+// whose servers route to each other. It returns the servers and the client
+// URLs, comma-separated, once the cluster has a JetStream meta leader and
+// every server is current with it.
+func startNATS(dir string, n int) ([]*natsserver.Server, string, error) {
+	if n == 1 {
+		ns, err := bootNATS(&natsserver.Options{
+			ServerName: "baton-demo", Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: dir,
+			NoSigs: true, NoLog: true, // the demo owns signals and the terminal
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		return []*natsserver.Server{ns}, ns.ClientURL(), nil
+	}
+	// Every server's routes name its peers, so the route ports are picked
+	// before any server starts.
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, "", err
+	}
+	servers := make([]*natsserver.Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		var routes []*url.URL
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, &url.URL{Scheme: "nats-route", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+			}
+		}
+		opts := &natsserver.Options{
+			ServerName: fmt.Sprintf("nats-%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: filepath.Join(dir, fmt.Sprintf("nats-%d", i+1)),
+			NoSigs: true, NoLog: true,
+			Cluster: natsserver.ClusterOpts{Name: "baton-demo", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			servers[i], errs[i] = bootNATS(opts)
+		}()
+	}
+	wg.Wait()
+	stop := func() {
+		for _, ns := range servers {
+			if ns != nil {
+				ns.Shutdown()
+				ns.WaitForShutdown()
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		stop()
+		return nil, "", err
+	}
+	urls := make([]string, n)
+	for i, ns := range servers {
+		urls[i] = ns.ClientURL()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !jetStreamClusterReady(servers) {
+		if time.Now().After(deadline) {
+			stop()
+			return nil, "", errors.New("nats-server cluster: no JetStream meta leader within 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return servers, strings.Join(urls, ","), nil
+}
+
+// bootNATS starts one server and waits until it takes connections.
+func bootNATS(opts *natsserver.Options) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(20 * time.Second) {
 		ns.Shutdown()
-		return nil, errors.New("nats-server: not ready for connections within 20s")
+		return nil, fmt.Errorf("nats-server %s: not ready for connections within 20s", opts.ServerName)
 	}
 	return ns, nil
+}
+
+// jetStreamClusterReady: one server leads the meta group and every server is
+// current with it.
+func jetStreamClusterReady(servers []*natsserver.Server) bool {
+	leader := false
+	for _, ns := range servers {
+		if !ns.JetStreamIsCurrent() {
+			return false
+		}
+		leader = leader || ns.JetStreamIsLeader()
+	}
+	return leader
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, n)
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
 }
 
 func natsConnect(url, name string) (*nats.Conn, jetstream.JetStream, error) {

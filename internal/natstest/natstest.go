@@ -242,6 +242,7 @@ func CreateStream(tb testing.TB, js jetstream.JetStream, name string, retention 
 // once the test is over.
 type tbLogger struct {
 	tb     testing.TB
+	prefix string // the node's name in a cluster
 	mu     sync.Mutex
 	closed bool
 }
@@ -258,7 +259,7 @@ func (l *tbLogger) logf(level, format string, v ...any) {
 	if l.closed {
 		return
 	}
-	l.tb.Logf("nats-server %s %s", level, fmt.Sprintf(format, v...))
+	l.tb.Logf("nats-server %s%s %s", l.prefix, level, fmt.Sprintf(format, v...))
 }
 
 func (l *tbLogger) Noticef(format string, v ...any) { l.logf("[INF]", format, v...) }

@@ -132,7 +132,16 @@ type Delivery struct {
 	// consumer of incarnation Inc (a previous incarnation's are ignored).
 	FromRead bool
 	Inc      fsm.Incarnation
-	Payload  any
+	// Gap marks a consumer delivery that came after a gap in the consumer's
+	// delivery sequence: deliveries before it were lost on the way (the
+	// worker's connection or the route from the consumer leader broke) and
+	// come back only as redeliveries after AckWait, behind later messages.
+	// Every partition being processed then reads again from what it
+	// processed, as after a recreated consumer: the lost message of a
+	// partition would otherwise arrive after a later one of the same
+	// partition and be taken for a duplicate.
+	Gap     bool
+	Payload any
 }
 
 // Phase is where one partition stands on this worker.
@@ -909,17 +918,24 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 		c.filterErr, c.filterBackoff, c.filterRetryAt = nil, 0, time.Time{}
 	}
 	if recreated {
-		for _, p := range c.sortedParts() {
-			if p.phase == PhaseCatchingUp || p.phase == PhaseLive {
-				c.restartPart(p)
-			}
-		}
+		c.restartProcessing()
 	}
 	for _, p := range c.sortedParts() {
 		c.checkCovered(p)
 		c.checkUncovered(p)
 	}
 	c.after()
+}
+
+// restartProcessing makes every partition being processed (catching up or
+// live) read again from what it processed: the consumer may not deliver
+// what it delivered before (a recreated consumer, a delivery gap).
+func (c *Core) restartProcessing() {
+	for _, p := range c.sortedParts() {
+		if p.phase == PhaseCatchingUp || p.phase == PhaseLive {
+			c.restartPart(p)
+		}
+	}
 }
 
 func (c *Core) checkCovered(p *part) {
@@ -1032,6 +1048,9 @@ func (c *Core) DeliverBatch(now time.Time, ds []*Delivery) {
 func (c *Core) deliver(d *Delivery) {
 	if d.Inc != c.inc {
 		return // a previous incarnation's consumer: none of its business now
+	}
+	if d.Gap && !d.FromRead {
+		c.restartProcessing()
 	}
 	first := d.Seq > c.delivered
 	if first {

@@ -71,7 +71,8 @@ type reportItem struct {
 //	  p1 activating epoch=2 [resume=10] [checkpoint=5] [handoff=3] [to=w2]
 //	     [lingerers=(w2/1/gone, w3/4)] [subjects=(p1.>)]
 //	  handed p2 [owner=w2] [phase=activating]
-//	deliver p1 seq=(5,6,8-9) [subject=p1.x] [inc=N]   consumer deliveries (a batch)
+//	deliver p1 seq=(5,6,8-9) [subject=p1.x] [inc=N] [gap]   consumer deliveries (a batch;
+//	     gap: the first comes after a gap in the delivery sequence)
 //	read-done p1 [seq=(1,2)] [eof] [err=msg] [gen=N]
 //	handler-done p1 [skipped|cancelled] [gen=N] [epoch=N] [seq=N]
 //	filter-done [version=N] [recreated] [err=msg] [inc=N] (err=overlap: core.ErrOverlap)
@@ -113,6 +114,9 @@ func (e *scenario) handle(t *testing.T, d *datadriven.TestData) string {
 		var ds []*core.Delivery
 		for _, s := range seqs(t, d) {
 			ds = append(ds, &core.Delivery{Seq: s, Subject: e.subject(t, d), Inc: e.incArg(t, d)})
+		}
+		if d.HasArg("gap") {
+			ds[0].Gap = true
 		}
 		if len(ds) == 1 {
 			e.c.Deliver(now, ds[0])
