@@ -95,9 +95,12 @@ CHAOS_FREEZES  ?= 200
 # minutes per round).
 R3_ROUNDS      ?= 5
 CHAOS_SEED     ?= 0
+# JetStream servers under the chaos suite: a cluster of 3 (R3 stream, NATS node
+# kills and isolations among the faults), or 1.
+CHAOS_NATS     ?= 3
 READS_ROUNDS   ?= 200
 chaos: build
-	$(GO) test -count=1 -timeout 180m -v -run '^TestE2E_ChaosSuite$$' ./e2e -chaos.duration=$(CHAOS_DURATION) -chaos.retention=all -chaos.seed=$(CHAOS_SEED) -chaos.report=$(CURDIR)/chaos-report.json
+	$(GO) test -count=1 -timeout 180m -v -run '^TestE2E_ChaosSuite$$' ./e2e -chaos.duration=$(CHAOS_DURATION) -chaos.retention=all -chaos.nats=$(CHAOS_NATS) -chaos.seed=$(CHAOS_SEED) -chaos.report=$(CURDIR)/chaos-report.json
 	$(GO) test -count=1 -timeout 60m -run Linearizable ./proptest -chaos.duration=$(CHAOS_DURATION)
 	$(GO) test -count=1 -timeout 90m -v -run '^TestE2E_Chaos_LeaderFreezes$$' ./e2e -chaos.freezes=$(CHAOS_FREEZES) -chaos.seed=$(CHAOS_SEED)
 	$(GO) test -count=1 -timeout 60m -run 'TestDefaultRead_DeposedLeaderDoesNotAnswer' ./raftnode -reads.rounds=$(READS_ROUNDS)

@@ -34,6 +34,7 @@ var (
 	chaosRetention = flag.String("chaos.retention", "",
 		"retentions TestE2E_ChaosSuite runs: Limits, Interest, WorkQueue or all (empty: one, chosen by the seed)")
 	chaosReport = flag.String("chaos.report", "", "file TestE2E_ChaosSuite writes its report to, as JSON")
+	chaosNATS   = flag.Int("chaos.nats", 1, "JetStream servers TestE2E_ChaosSuite runs: 1, or a cluster of 3 with an R3 stream and NATS node kills and isolations among the faults (make chaos: 3)")
 )
 
 // chaosWorkers is how many workers the suite starts with; joins and
@@ -175,7 +176,9 @@ type chaosRig struct {
 	rng     *rand.Rand
 	dir     string
 	started time.Time
-	ns      *natstest.Server
+	ns      *natstest.Server  // the JetStream server, or
+	jsc     *natstest.Cluster // the JetStream cluster (-chaos.nats=3)
+	natsURL string
 	js      jetstream.JetStream
 	servers []*server
 	// raftProxies stand in front of each server's raft port (the address
@@ -213,9 +216,20 @@ func runChaos(t *testing.T, seed uint64, name string, policy jetstream.Retention
 		workers: map[fsm.WorkerID]*chaosWorker{}, records: map[fsm.WorkerID]string{},
 		res: &chaosResult{Seed: seed, Retention: name, Duration: d.String(), Faults: map[string]int{}, Checks: map[string]string{}},
 	}
-	r.ns = natstest.Start(t)
-	_, r.js = natstest.Connect(t, r.ns.URL())
-	natstest.CreateStream(t, r.js, "ORDERS", policy, "orders.>")
+	switch *chaosNATS {
+	case 1:
+		r.ns = natstest.Start(t)
+		r.natsURL = r.ns.URL()
+		_, r.js = natstest.Connect(t, r.natsURL)
+		natstest.CreateStream(t, r.js, "ORDERS", policy, "orders.>")
+	case 3:
+		r.jsc = natstest.StartCluster(t, 3)
+		r.natsURL = r.jsc.URL()
+		_, r.js = natstest.Connect(t, r.natsURL)
+		r.jsc.CreateStream(t, r.js, "ORDERS", policy, "orders.>")
+	default:
+		t.Fatalf("-chaos.nats=%d: want 1 or 3", *chaosNATS)
+	}
 	r.startServers(3)
 	r.c = newClient(t, urls(r.servers))
 	r.parts = declarePartitions(t, r.c, strings.Join(urls(r.servers), ","), faultPartitions)
@@ -278,7 +292,7 @@ func (r *chaosRig) startWorker(id fsm.WorkerID) {
 	w.name = fmt.Sprintf("%s.%d", id, w.runs)
 	file := filepath.Join(r.dir, w.name+".rec")
 	r.records[fsm.WorkerID(w.name)] = file
-	w.proc = startRecordingWorker(r.t, id, r.ns.URL(), w.via, file, "--close-timeout", "5s", "--janitor-interval", "2s")
+	w.proc = startRecordingWorker(r.t, id, r.natsURL, w.via, file, "--close-timeout", "5s", "--janitor-interval", "2s")
 }
 
 // startMover moves one or two random partitions to a random active,
@@ -425,6 +439,8 @@ func (r *chaosRig) step() {
 		{"raft_leader_sigstop", 2, nil, func() chaosFault { return r.freezeServer(true) }},
 		{"raft_follower_sigstop", 1, nil, func() chaosFault { return r.freezeServer(false) }},
 		{"raft_leader_isolated", 2, nil, func() chaosFault { return r.isolateServer(true) }},
+		{"nats_node_sigkill", 2, func() bool { return r.jsc != nil }, func() chaosFault { return r.killNATS() }},
+		{"nats_node_isolated", 1, func() bool { return r.jsc != nil }, func() chaosFault { return r.isolateNATS() }},
 		{"raft_follower_isolated", 1, nil, func() chaosFault { return r.isolateServer(false) }},
 		{"operator_move", 4, func() bool { return len(live) > 1 }, func() chaosFault {
 			f := chaosFault{kind: "operator_move", start: time.Now()}
@@ -634,6 +650,55 @@ func (r *chaosRig) isolateServer(leader bool) chaosFault {
 		}
 	}
 	waitReady(r.t, r.servers, len(r.servers))
+	f.end = time.Now()
+	return f
+}
+
+// natsNode picks a JetStream node to fault: the stream's leader, the leader
+// of a worker's consumer, or any running node, and says which.
+func (r *chaosRig) natsNode() (*natstest.Node, string) {
+	switch r.rng.IntN(3) {
+	case 0:
+		if nd := r.jsc.LeaderNow("ORDERS", ""); nd != nil {
+			return nd, "stream leader " + nd.Name()
+		}
+	case 1:
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if st, err := r.js.Stream(ctx, "ORDERS"); err == nil {
+			for n := range st.ConsumerNames(ctx).Name() {
+				if nd := r.jsc.LeaderNow("ORDERS", n); nd != nil {
+					return nd, fmt.Sprintf("consumer leader %s (%s)", nd.Name(), n)
+				}
+			}
+		}
+	}
+	nd := pick(r.rng, r.jsc.Running())
+	return nd, "node " + nd.Name()
+}
+
+// killNATS kills a JetStream node (routes cut first: no step-down reaches
+// the others), and restarts it once the stream has a leader again.
+func (r *chaosRig) killNATS() chaosFault {
+	nd, what := r.natsNode()
+	f := chaosFault{kind: "nats_node_sigkill", target: what, start: time.Now()}
+	r.jsc.Kill(r.t, nd)
+	r.jsc.StreamLeader(r.t, "ORDERS")
+	time.Sleep(time.Duration(500+r.rng.IntN(2000)) * time.Millisecond)
+	r.jsc.Restart(r.t, nd)
+	f.end = time.Now()
+	return f
+}
+
+// isolateNATS cuts a JetStream node's routes for a few seconds while it
+// keeps its clients.
+func (r *chaosRig) isolateNATS() chaosFault {
+	nd, what := r.natsNode()
+	f := chaosFault{kind: "nats_node_isolated", target: what, start: time.Now()}
+	r.jsc.Isolate(r.t, nd)
+	time.Sleep(time.Second + time.Duration(r.rng.Int64N(int64(5*time.Second))))
+	r.jsc.Heal(r.t, nd)
+	r.jsc.WaitCurrent(r.t)
 	f.end = time.Now()
 	return f
 }

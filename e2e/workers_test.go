@@ -243,9 +243,22 @@ func startPublisher(t *testing.T, js jetstream.JetStream, parts []fsm.PartitionI
 			// The payload names the partition's own sequence, for reading
 			// the stream by eye; the checks use the stream sequences.
 			body := fmt.Sprintf("%s/%d", part, perPart[part])
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			ack, err := js.Publish(ctx, "orders."+string(part)+".x", []byte(body), jetstream.WithMsgID(strconv.Itoa(i)))
-			cancel()
+			// A publish without an answer (a JetStream cluster electing a
+			// stream leader) is sent again with the same message id, which
+			// the stream deduplicates, for up to a minute.
+			var ack *jetstream.PubAck
+			var err error
+			for try := time.Now(); ; {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				ack, err = js.Publish(ctx, "orders."+string(part)+".x", []byte(body), jetstream.WithMsgID(strconv.Itoa(i)))
+				cancel()
+				if err == nil || time.Since(try) > time.Minute {
+					break
+				}
+				// Even when halting: a message that may be stored must be
+				// counted, or its handling would look like a stray.
+				time.Sleep(250 * time.Millisecond)
+			}
 			if err != nil {
 				t.Errorf("publish %d: %v", i, err)
 				return
