@@ -1,9 +1,6 @@
 package fsm
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // validSubject reports whether s is a JetStream subject or filter: non-empty
 // dot-separated tokens without whitespace, "*" only as a whole token and ">" only
@@ -12,8 +9,9 @@ func validSubject(s string) bool {
 	if s == "" || len(s) > MaxSubjectLen {
 		return false
 	}
-	toks := strings.Split(s, ".")
-	for i, t := range toks {
+	for rest, more := s, true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ".")
 		if t == "" {
 			return false
 		}
@@ -25,7 +23,7 @@ func validSubject(s string) bool {
 		if strings.ContainsAny(t, "*>") && len(t) > 1 {
 			return false
 		}
-		if t == ">" && i != len(toks)-1 {
+		if t == ">" && more {
 			return false
 		}
 	}
@@ -43,10 +41,18 @@ type SubjectIndex struct {
 	root *subjectNode
 }
 
+// subjectNode is one token of the trie. A stored subject ending in ">" is kept
+// in its parent's fwc rather than in a node of its own, and a node's children
+// map is made only once it has a child: the usual partition subject
+// ("orders.17.>") then costs one small node and one slot in its parent's map,
+// where a ">" child and a one-entry map cost over 300 bytes.
 type subjectNode struct {
-	children map[string]*subjectNode
-	owner    PartitionID // set when a subject ends at this node
+	children map[string]*subjectNode // by token: literals and "*"; nil when none
+	owner    PartitionID             // set when a stored subject ends at this node
+	fwc      PartitionID             // set when this node's path followed by ">" is stored
 }
+
+func (n *subjectNode) empty() bool { return n.owner == "" && n.fwc == "" && len(n.children) == 0 }
 
 // NewSubjectIndex returns an empty index.
 func NewSubjectIndex() *SubjectIndex { return &SubjectIndex{root: &subjectNode{}} }
@@ -54,12 +60,18 @@ func NewSubjectIndex() *SubjectIndex { return &SubjectIndex{root: &subjectNode{}
 // Add records that p owns subject.
 func (x *SubjectIndex) Add(subject string, p PartitionID) {
 	n := x.root
-	for _, t := range strings.Split(subject, ".") {
-		if n.children == nil {
-			n.children = make(map[string]*subjectNode)
+	for rest, more := subject, true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ".")
+		if t == ">" && !more {
+			n.fwc = p
+			return
 		}
 		c := n.children[t]
 		if c == nil {
+			if n.children == nil {
+				n.children = make(map[string]*subjectNode, 1)
+			}
 			c = &subjectNode{}
 			n.children[t] = c
 		}
@@ -70,82 +82,104 @@ func (x *SubjectIndex) Add(subject string, p PartitionID) {
 
 // Remove forgets subject's owner.
 func (x *SubjectIndex) Remove(subject string) {
-	toks := strings.Split(subject, ".")
-	path := make([]*subjectNode, 0, len(toks)+1)
-	n := x.root
-	path = append(path, n)
-	for _, t := range toks {
-		n = n.children[t]
-		if n == nil {
-			return
+	x.root.remove(subject)
+}
+
+// remove clears subject (relative to n) and reports whether n holds nothing any
+// more, so that its parent drops it.
+func (n *subjectNode) remove(subject string) bool {
+	t, rest, more := strings.Cut(subject, ".")
+	switch {
+	case t == ">" && !more:
+		n.fwc = ""
+	default:
+		c := n.children[t]
+		if c == nil {
+			return false
 		}
-		path = append(path, n)
-	}
-	n.owner = ""
-	// Drop nodes that hold nothing any more, bottom up.
-	for i := len(toks) - 1; i >= 0; i-- {
-		child := path[i+1]
-		if child.owner != "" || len(child.children) > 0 {
-			break
+		var drop bool
+		if more {
+			drop = c.remove(rest)
+		} else {
+			c.owner = ""
+			drop = c.empty()
 		}
-		delete(path[i].children, toks[i])
+		if drop {
+			delete(n.children, t)
+			if len(n.children) == 0 {
+				n.children = nil
+			}
+		}
 	}
+	return n.empty()
 }
 
 // Overlap returns a partition owning a subject that overlaps subject, if any. The
 // smallest such partition id is returned, so the answer is deterministic.
 func (x *SubjectIndex) Overlap(subject string) (PartitionID, bool) {
-	var found []PartitionID
-	x.root.overlap(strings.Split(subject, "."), &found)
-	if len(found) == 0 {
-		return "", false
-	}
-	return slices.Min(found), true
+	var m minOwner
+	x.root.overlap(subject, &m)
+	return m.id, m.ok
 }
 
-func (n *subjectNode) overlap(q []string, found *[]PartitionID) {
-	if len(q) == 0 {
-		if n.owner != "" {
-			*found = append(*found, n.owner)
-		}
-		// A stored "x.>" overlaps query "x" only if ">" matched zero tokens,
-		// which JetStream does not allow; so nothing more here.
-		return
+// minOwner keeps the smallest partition id offered to it.
+type minOwner struct {
+	id PartitionID
+	ok bool
+}
+
+func (m *minOwner) add(id PartitionID) {
+	if id != "" && (!m.ok || id < m.id) {
+		m.id, m.ok = id, true
 	}
-	head, rest := q[0], q[1:]
+}
+
+// overlap finds the stored subjects below n that overlap q, the query's tokens
+// still to match (at least one).
+func (n *subjectNode) overlap(q string, found *minOwner) {
+	head, rest, more := strings.Cut(q, ".")
 	if head == ">" {
-		// The query matches everything below with at least one more token.
+		// The query matches everything below with at least one more token,
+		// including a stored ">" here.
+		found.add(n.fwc)
 		for _, c := range n.children {
 			c.collect(found)
 		}
 		return
 	}
 	// A stored "...>" matches any query with >= 1 remaining token.
-	if c := n.children[">"]; c != nil && c.owner != "" {
-		*found = append(*found, c.owner)
-	}
+	found.add(n.fwc)
 	if head == "*" {
-		for tok, c := range n.children {
-			if tok != ">" {
-				c.overlap(rest, found)
-			}
+		for _, c := range n.children {
+			c.match(rest, more, found)
 		}
 		return
 	}
 	// A literal token meets only the same literal and a stored "*": look those
 	// up instead of walking every child (a node can have 100,000 of them).
 	if c := n.children[head]; c != nil {
-		c.overlap(rest, found)
+		c.match(rest, more, found)
 	}
 	if c := n.children["*"]; c != nil {
-		c.overlap(rest, found)
+		c.match(rest, more, found)
 	}
 }
 
-func (n *subjectNode) collect(found *[]PartitionID) {
-	if n.owner != "" {
-		*found = append(*found, n.owner)
+// match continues overlap at n with the query's remaining tokens, if any.
+func (n *subjectNode) match(rest string, more bool, found *minOwner) {
+	if more {
+		n.overlap(rest, found)
+		return
 	}
+	// The query ends here. A stored "x.>" overlaps query "x" only if ">"
+	// matched zero tokens, which JetStream does not allow; so only an owner
+	// ending here counts.
+	found.add(n.owner)
+}
+
+func (n *subjectNode) collect(found *minOwner) {
+	found.add(n.owner)
+	found.add(n.fwc)
 	for _, c := range n.children {
 		c.collect(found)
 	}
