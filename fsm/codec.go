@@ -114,20 +114,26 @@ func (d *decoder) str() string { return d.strMax(maxStringLen) }
 // strMax reads a string of at most max bytes: a field's limit (limits.go) is
 // enforced by the decoder exactly as by the check before proposing.
 func (d *decoder) strMax(max int) string {
+	return string(d.bytes(max))
+}
+
+// bytes reads a string of at most max bytes without copying it: the result
+// shares the input's memory.
+func (d *decoder) bytes(max int) []byte {
 	if d.lenient {
 		max = maxStringLen
 	}
 	n := d.uvarint()
 	if d.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(max) || n > uint64(len(d.buf)) {
 		d.fail("string of %d bytes (limit %d, %d bytes left)", n, max, len(d.buf))
-		return ""
+		return nil
 	}
-	s := string(d.buf[:n])
+	b := d.buf[:n:n]
 	d.buf = d.buf[n:]
-	return s
+	return b
 }
 
 // count reads a collection length, checking that at least min bytes per element

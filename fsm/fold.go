@@ -21,8 +21,7 @@ func (s *State) fold(ev Event) {
 		s.mustWorker(b.Worker).State = WorkerLeaving
 	case WorkerLeft:
 		s.mustWorker(b.Worker).State = WorkerGone
-		for _, id := range s.ownedSorted(b.Worker) {
-			p := s.partitions[id]
+		for _, p := range s.owned[b.Worker] { // each partition on its own: order does not matter
 			switch p.Phase {
 			case PhaseActivating, PhaseActive, PhasePreparing:
 				p.Phase = PhaseOrphaned

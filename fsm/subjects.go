@@ -3,28 +3,30 @@ package fsm
 import "strings"
 
 // validSubject reports whether s is a JetStream subject or filter: non-empty
-// dot-separated tokens without whitespace, "*" only as a whole token and ">" only
-// as the whole last token.
+// dot-separated tokens without whitespace or control characters, "*" only as
+// a whole token and ">" only as the whole last token. It looks at bytes: every
+// byte of a multi-byte UTF-8 sequence is above the control range.
 func validSubject(s string) bool {
 	if s == "" || len(s) > MaxSubjectLen {
 		return false
 	}
-	for rest, more := s, true; more; {
-		var t string
-		t, rest, more = strings.Cut(rest, ".")
-		if t == "" {
-			return false
+	start := 0 // of the current token
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if i == start {
+				return false // an empty token
+			}
+			start = i + 1
+			continue
 		}
-		for _, c := range t {
-			if c <= ' ' || c == 0x7f {
+		switch c := s[i]; {
+		case c <= ' ' || c == 0x7f:
+			return false
+		case c == '*' || c == '>':
+			// A wildcard is a whole token, and ">" the last one.
+			if i != start || (i+1 < len(s) && s[i+1] != '.') || (c == '>' && i+1 != len(s)) {
 				return false
 			}
-		}
-		if strings.ContainsAny(t, "*>") && len(t) > 1 {
-			return false
-		}
-		if t == ">" && more {
-			return false
 		}
 	}
 	return true
@@ -42,17 +44,56 @@ type SubjectIndex struct {
 }
 
 // subjectNode is one token of the trie. A stored subject ending in ">" is kept
-// in its parent's fwc rather than in a node of its own, and a node's children
-// map is made only once it has a child: the usual partition subject
-// ("orders.17.>") then costs one small node and one slot in its parent's map,
-// where a ">" child and a one-entry map cost over 300 bytes.
+// in its parent's fwc rather than in a node of its own, a "*" child in star
+// rather than in the map, and a node's children map is made only once it has
+// a literal child: the usual partition subject ("orders.17.>") then costs one
+// small node and one slot in its parent's map (where a ">" child and a
+// one-entry map cost over 300 bytes), and a literal token is matched with one
+// map lookup.
 type subjectNode struct {
-	children map[string]*subjectNode // by token: literals and "*"; nil when none
+	children map[string]*subjectNode // by literal token; nil when none
+	star     *subjectNode            // the "*" child
 	owner    PartitionID             // set when a stored subject ends at this node
 	fwc      PartitionID             // set when this node's path followed by ">" is stored
 }
 
-func (n *subjectNode) empty() bool { return n.owner == "" && n.fwc == "" && len(n.children) == 0 }
+func (n *subjectNode) empty() bool {
+	return n.owner == "" && n.fwc == "" && n.star == nil && len(n.children) == 0
+}
+
+// child returns the child for token t, nil if none.
+func (n *subjectNode) child(t string) *subjectNode {
+	if t == "*" {
+		return n.star
+	}
+	return n.children[t]
+}
+
+// addChild makes and returns a new child for token t.
+func (n *subjectNode) addChild(t string) *subjectNode {
+	c := &subjectNode{}
+	switch {
+	case t == "*":
+		n.star = c
+	case n.children == nil:
+		n.children = map[string]*subjectNode{t: c}
+	default:
+		n.children[t] = c
+	}
+	return c
+}
+
+// dropChild forgets the child for token t.
+func (n *subjectNode) dropChild(t string) {
+	if t == "*" {
+		n.star = nil
+		return
+	}
+	delete(n.children, t)
+	if len(n.children) == 0 {
+		n.children = nil
+	}
+}
 
 // NewSubjectIndex returns an empty index.
 func NewSubjectIndex() *SubjectIndex { return &SubjectIndex{root: &subjectNode{}} }
@@ -67,17 +108,65 @@ func (x *SubjectIndex) Add(subject string, p PartitionID) {
 			n.fwc = p
 			return
 		}
-		c := n.children[t]
+		c := n.child(t)
 		if c == nil {
-			if n.children == nil {
-				n.children = make(map[string]*subjectNode, 1)
-			}
-			c = &subjectNode{}
-			n.children[t] = c
+			c = n.addChild(t)
 		}
 		n = c
 	}
 	n.owner = p
+}
+
+// addNew adds subject for p unless it overlaps a stored subject, and reports
+// whether it did. It is Overlap then Add in one walk for the common case, a
+// subject without "*" in an index without "*": restoring a snapshot adds
+// every partition's subjects this way.
+func (x *SubjectIndex) addNew(subject string, p PartitionID) bool {
+	n := x.root
+	for rest, more := subject, true; more; {
+		var t string
+		t, rest, more = strings.Cut(rest, ".")
+		if n.fwc != "" {
+			return false // a stored "....>" matches this token and any after it
+		}
+		if t == "*" || n.star != nil {
+			// Either side's wildcard can meet several branches: the general
+			// walk decides.
+			if _, hit := x.Overlap(subject); hit {
+				return false
+			}
+			x.Add(subject, p)
+			return true
+		}
+		if t == ">" && !more {
+			// Every stored subject below n has at least one more token (the
+			// trie keeps no empty node); one ending at n does not meet ">".
+			if len(n.children) > 0 {
+				return false
+			}
+			n.fwc = p
+			return true
+		}
+		c := n.children[t]
+		if c == nil {
+			// Nothing stored continues this way, so nothing below can overlap.
+			for c = n.addChild(t); more; c = c.addChild(t) {
+				t, rest, more = strings.Cut(rest, ".")
+				if t == ">" && !more {
+					c.fwc = p
+					return true
+				}
+			}
+			c.owner = p
+			return true
+		}
+		n = c
+	}
+	if n.owner != "" {
+		return false
+	}
+	n.owner = p
+	return true
 }
 
 // Remove forgets subject's owner.
@@ -93,7 +182,7 @@ func (n *subjectNode) remove(subject string) bool {
 	case t == ">" && !more:
 		n.fwc = ""
 	default:
-		c := n.children[t]
+		c := n.child(t)
 		if c == nil {
 			return false
 		}
@@ -105,10 +194,7 @@ func (n *subjectNode) remove(subject string) bool {
 			drop = c.empty()
 		}
 		if drop {
-			delete(n.children, t)
-			if len(n.children) == 0 {
-				n.children = nil
-			}
+			n.dropChild(t)
 		}
 	}
 	return n.empty()
@@ -138,18 +224,22 @@ func (m *minOwner) add(id PartitionID) {
 // still to match (at least one).
 func (n *subjectNode) overlap(q string, found *minOwner) {
 	head, rest, more := strings.Cut(q, ".")
-	if head == ">" {
-		// The query matches everything below with at least one more token,
-		// including a stored ">" here.
-		found.add(n.fwc)
+	// A stored "...>" here matches any query with >= 1 remaining token.
+	found.add(n.fwc)
+	switch head {
+	case ">":
+		// The query matches everything below with at least one more token.
+		if n.star != nil {
+			n.star.collect(found)
+		}
 		for _, c := range n.children {
 			c.collect(found)
 		}
 		return
-	}
-	// A stored "...>" matches any query with >= 1 remaining token.
-	found.add(n.fwc)
-	if head == "*" {
+	case "*":
+		if n.star != nil {
+			n.star.match(rest, more, found)
+		}
 		for _, c := range n.children {
 			c.match(rest, more, found)
 		}
@@ -160,8 +250,8 @@ func (n *subjectNode) overlap(q string, found *minOwner) {
 	if c := n.children[head]; c != nil {
 		c.match(rest, more, found)
 	}
-	if c := n.children["*"]; c != nil {
-		c.match(rest, more, found)
+	if n.star != nil {
+		n.star.match(rest, more, found)
 	}
 }
 
@@ -180,6 +270,9 @@ func (n *subjectNode) match(rest string, more bool, found *minOwner) {
 func (n *subjectNode) collect(found *minOwner) {
 	found.add(n.owner)
 	found.add(n.fwc)
+	if n.star != nil {
+		n.star.collect(found)
+	}
 	for _, c := range n.children {
 		c.collect(found)
 	}

@@ -29,7 +29,8 @@ func overlapNaive(a, b string) bool {
 
 // TestSubjectIndex_MatchesNaive: after any sequence of adds and removes, the
 // trie answers every query as a scan of the stored subjects does (the
-// smallest overlapping owner), and a removed subject leaves no node behind.
+// smallest overlapping owner), addNew adds exactly the subjects Overlap finds
+// free, and a removed subject leaves no node behind.
 func TestSubjectIndex_MatchesNaive(t *testing.T) {
 	token := rapid.SampledFrom([]string{"a", "b", "c", "*"})
 	subject := rapid.Custom(func(t *rapid.T) string {
@@ -42,16 +43,28 @@ func TestSubjectIndex_MatchesNaive(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		x := NewSubjectIndex()
 		stored := map[string]PartitionID{}
-		for i, n := 0, rapid.IntRange(1, 30).Draw(t, "ops"); i < n; i++ {
+		for i, n := 0, rapid.IntRange(1, 40).Draw(t, "ops"); i < n; i++ {
 			s := subject.Draw(t, "subject")
-			if _, ok := stored[s]; ok && rapid.Bool().Draw(t, "remove") {
+			p := PartitionID(fmt.Sprintf("p%02d", rapid.IntRange(0, 20).Draw(t, "owner")))
+			switch op := rapid.IntRange(0, 2).Draw(t, "op"); {
+			case op == 0 && stored[s] != "":
 				x.Remove(s)
 				delete(stored, s)
-				continue
+			case op == 1:
+				free := true
+				for o := range stored {
+					free = free && !overlapNaive(o, s)
+				}
+				if added := x.addNew(s, p); added != free {
+					t.Fatalf("addNew(%q) = %v, want %v (stored %v)", s, added, free, stored)
+				}
+				if free {
+					stored[s] = p
+				}
+			default:
+				x.Add(s, p)
+				stored[s] = p
 			}
-			p := PartitionID(fmt.Sprintf("p%02d", rapid.IntRange(0, 20).Draw(t, "owner")))
-			x.Add(s, p)
-			stored[s] = p
 		}
 		for i := 0; i < 20; i++ {
 			q := subject.Draw(t, "query")
@@ -93,4 +106,42 @@ func TestSubjectIndex_NoAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("Overlap allocates %v times per run", n)
 	}
+}
+
+// validSubjectByTokens is validSubject as first written, token by token: the
+// reference the byte loop is checked against.
+func validSubjectByTokens(s string) bool {
+	if s == "" || len(s) > MaxSubjectLen {
+		return false
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		if t == "" {
+			return false
+		}
+		for _, c := range t {
+			if c <= ' ' || c == 0x7f {
+				return false
+			}
+		}
+		if strings.ContainsAny(t, "*>") && len(t) > 1 {
+			return false
+		}
+		if t == ">" && i != len(toks)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestValidSubject_MatchesTokenCheck(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := rapid.StringOf(rapid.SampledFrom([]rune{'a', '.', '*', '>', ' ', 0x7f, 'é', 0xfffd, '\t'})).Draw(t, "s")
+		if rapid.Bool().Draw(t, "invalid utf-8") {
+			s += "\xff"
+		}
+		if got, want := validSubject(s), validSubjectByTokens(s); got != want {
+			t.Fatalf("validSubject(%q) = %v, want %v", s, got, want)
+		}
+	})
 }
