@@ -150,18 +150,6 @@ func (d *decoder) count(min int) int {
 	return int(n)
 }
 
-func (d *decoder) strs() []string {
-	n := d.count(1)
-	if n == 0 {
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = d.str()
-	}
-	return out
-}
-
 // done reports an error if bytes remain: an encoding is exactly one value.
 func (d *decoder) done() error {
 	if d.err == nil && len(d.buf) > 0 {

@@ -222,6 +222,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 	// kept in that order and go into the map once all are read, at its final
 	// size. The order also rules out a partition twice, with no lookup.
 	var parts []*Partition
+	var text []byte // scratch for decodePartition
 	sawHeader := false
 	for {
 		rec, err := sr.next()
@@ -256,7 +257,7 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 			}
 			s.workers[w.ID] = w
 		case recPartition:
-			p := s.decodePartition(&d)
+			p := s.decodePartition(&d, &text)
 			if d.err == nil && len(parts) > 0 && p.ID <= parts[len(parts)-1].ID {
 				return nil, fmt.Errorf("partition %s after %s: twice or out of order", p.ID, parts[len(parts)-1].ID)
 			}
@@ -314,14 +315,41 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 // decodePartition decodes a partition record. Worker ids are shared with the
 // worker records read before (workers precede partitions), so that 100,000
 // partitions on 100 workers hold 100 owner strings, not 100,000.
-func (s *State) decodePartition(d *decoder) *Partition {
-	p := &Partition{ID: PartitionID(d.str()), Subjects: d.strs(), Weight: d.u32(), Owner: s.workerRef(d),
-		Epoch: Epoch(d.uvarint()), Phase: Phase(d.u8()), ResumeAfter: StreamSeq(d.uvarint()),
-		Checkpoint: StreamSeq(d.uvarint()), Handoff: HandoffID(d.uvarint()), Pinned: s.workerRef(d),
-		DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint()),
-		OwnerIncarnation: Incarnation(d.uvarint())}
+func (s *State) decodePartition(d *decoder, text *[]byte) *Partition {
+	var p *Partition
+	id := d.bytes(maxStringLen)
+	if n := d.count(1); n == 1 {
+		// The usual partition has one subject: the partition and its
+		// subject list share one allocation, its id and subject another.
+		sub := d.bytes(maxStringLen)
+		b := &partitionBlock{}
+		*text = append(append((*text)[:0], id...), sub...)
+		all := string(*text)
+		b.subjects[0] = all[len(id):]
+		p = &b.p
+		p.ID, p.Subjects = PartitionID(all[:len(id)]), b.subjects[:]
+	} else {
+		p = &Partition{ID: PartitionID(id)}
+		if n > 0 {
+			p.Subjects = make([]string, n)
+			for i := range p.Subjects {
+				p.Subjects[i] = d.str()
+			}
+		}
+	}
+	p.Weight, p.Owner = d.u32(), s.workerRef(d)
+	p.Epoch, p.Phase, p.ResumeAfter = Epoch(d.uvarint()), Phase(d.u8()), StreamSeq(d.uvarint())
+	p.Checkpoint, p.Handoff, p.Pinned = StreamSeq(d.uvarint()), HandoffID(d.uvarint()), s.workerRef(d)
+	p.DeclaredIndex, p.OwnerIndex = RaftIndex(d.uvarint()), RaftIndex(d.uvarint())
+	p.OwnerIncarnation = Incarnation(d.uvarint())
 	p.Lingerers = items(d, 2, func() Lingerer { return Lingerer{Worker: s.workerRef(d), Incarnation: Incarnation(d.uvarint())} })
 	return p
+}
+
+// partitionBlock is a partition with room for one subject.
+type partitionBlock struct {
+	p        Partition
+	subjects [1]string
 }
 
 // workerRef decodes a worker id, returning the known worker's own string when
