@@ -78,6 +78,12 @@ func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.buf) > 0 && d.buf[0] < 0x80 {
+		// One byte: most lengths, counts and small numbers.
+		v := d.buf[0]
+		d.buf = d.buf[1:]
+		return uint64(v)
+	}
 	v, n := binary.Uvarint(d.buf)
 	if n <= 0 {
 		d.fail("bad uvarint")
