@@ -78,6 +78,12 @@ func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.buf) > 0 && d.buf[0] < 0x80 {
+		// One byte: most lengths, counts and small numbers.
+		v := d.buf[0]
+		d.buf = d.buf[1:]
+		return uint64(v)
+	}
 	v, n := binary.Uvarint(d.buf)
 	if n <= 0 {
 		d.fail("bad uvarint")
@@ -114,20 +120,26 @@ func (d *decoder) str() string { return d.strMax(maxStringLen) }
 // strMax reads a string of at most max bytes: a field's limit (limits.go) is
 // enforced by the decoder exactly as by the check before proposing.
 func (d *decoder) strMax(max int) string {
+	return string(d.bytes(max))
+}
+
+// bytes reads a string of at most max bytes without copying it: the result
+// shares the input's memory.
+func (d *decoder) bytes(max int) []byte {
 	if d.lenient {
 		max = maxStringLen
 	}
 	n := d.uvarint()
 	if d.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(max) || n > uint64(len(d.buf)) {
 		d.fail("string of %d bytes (limit %d, %d bytes left)", n, max, len(d.buf))
-		return ""
+		return nil
 	}
-	s := string(d.buf[:n])
+	b := d.buf[:n:n]
 	d.buf = d.buf[n:]
-	return s
+	return b
 }
 
 // count reads a collection length, checking that at least min bytes per element
@@ -142,18 +154,6 @@ func (d *decoder) count(min int) int {
 		return 0
 	}
 	return int(n)
-}
-
-func (d *decoder) strs() []string {
-	n := d.count(1)
-	if n == 0 {
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = d.str()
-	}
-	return out
 }
 
 // done reports an error if bytes remain: an encoding is exactly one value.

@@ -21,8 +21,7 @@ func (s *State) fold(ev Event) {
 		s.mustWorker(b.Worker).State = WorkerLeaving
 	case WorkerLeft:
 		s.mustWorker(b.Worker).State = WorkerGone
-		for _, id := range s.ownedSorted(b.Worker) {
-			p := s.partitions[id]
+		for _, p := range s.owned[b.Worker] { // each partition on its own: order does not matter
 			switch p.Phase {
 			case PhaseActivating, PhaseActive, PhasePreparing:
 				p.Phase = PhaseOrphaned
@@ -62,9 +61,10 @@ func (s *State) fold(ev Event) {
 		}
 	case Claimed:
 		p := s.mustPartition(b.Partition)
-		s.setOwner(p, b.Worker)
+		w := s.mustWorker(b.Worker)
+		s.setOwner(p, w.ID) // the worker's own string: one per worker, not one per partition
 		p.Epoch, p.Phase, p.ResumeAfter, p.OwnerIndex = b.Epoch, PhaseActivating, b.ResumeAfter, ev.Index
-		p.OwnerIncarnation = s.mustWorker(b.Worker).Incarnation
+		p.OwnerIncarnation = w.Incarnation
 	case Prepared:
 		p := s.mustPartition(b.Partition)
 		s.handoffs[b.Handoff] = &Handoff{
@@ -85,8 +85,9 @@ func (s *State) fold(ev Event) {
 		delete(s.handoffs, b.Handoff)
 		s.lastHandoff = max(s.lastHandoff, b.Handoff)
 		s.addLingerer(p)
-		s.setOwner(p, b.To)
-		p.OwnerIncarnation = s.mustWorker(b.To).Incarnation
+		to := s.mustWorker(b.To)
+		s.setOwner(p, to.ID)
+		p.OwnerIncarnation = to.Incarnation
 		p.Epoch, p.Phase, p.ResumeAfter, p.Handoff, p.OwnerIndex = b.Epoch, PhaseActivating, b.ResumeAfter, 0, ev.Index
 		s.pruneIfDone(from)
 	case Activated:
@@ -122,7 +123,11 @@ func (s *State) fold(ev Event) {
 		p := s.mustPartition(b.Partition)
 		p.Checkpoint = maxSeq(p.Checkpoint, b.Seq)
 	case PartitionPinned:
-		s.mustPartition(b.Partition).Pinned = b.Worker
+		pinned := b.Worker
+		if w := s.workers[b.Worker]; w != nil {
+			pinned = w.ID
+		}
+		s.mustPartition(b.Partition).Pinned = pinned
 	case RebalanceSet:
 		s.paused = b.Paused
 	case NodeRegistered:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // CheckInvariants verifies the structural invariants of docs/protocol.md that a
@@ -20,24 +21,44 @@ import (
 //	    partition is active, activating or preparing on a gone worker; a gone
 //	    worker is kept only while it owns something or lingers.
 //
-// It returns every violation found, joined.
+// It also checks that the derived indexes (partitions by owner and by
+// lingerer) agree with the records. It returns every violation found, joined.
 func (s *State) CheckInvariants() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("fsm invariant: "+format, args...))
-	}
-	ids := make([]PartitionID, 0, len(s.partitions))
-	for id := range s.partitions {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	ownedCount := 0
-	pendingCount := 0
-	for _, id := range ids {
-		p := s.partitions[id]
+	var c violations
+	parts := make([]*Partition, 0, len(s.partitions))
+	for id, p := range s.partitions {
 		if p.ID != id {
-			bad("partition keyed %s has id %s", id, p.ID)
+			c.bad("partition keyed %s has id %s", id, p.ID)
 		}
+		parts = append(parts, p)
+	}
+	slices.SortFunc(parts, func(a, b *Partition) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	s.checkRecordsInto(&c, parts)
+	s.checkIndexes(&c, parts)
+	return errors.Join(c.errs...)
+}
+
+// violations collects what the checks find.
+type violations struct{ errs []error }
+
+func (c *violations) bad(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("fsm invariant: "+format, args...))
+}
+
+// checkRecords checks the invariants of the records, parts being every
+// partition sorted by id. ReadSnapshot calls it alone: the indexes it checks
+// against it has just derived from those records.
+func (s *State) checkRecords(parts []*Partition) error {
+	var c violations
+	s.checkRecordsInto(&c, parts)
+	return errors.Join(c.errs...)
+}
+
+func (s *State) checkRecordsInto(c *violations, parts []*Partition) {
+	bad := c.bad
+	pendingCount := 0
+	for _, p := range parts {
+		id := p.ID
 		if p.Phase == 0 || p.Phase > PhaseOrphaned {
 			bad("partition %s has invalid phase %d", id, p.Phase)
 			continue
@@ -46,10 +67,6 @@ func (s *State) CheckInvariants() error {
 			bad("I1: partition %s is %s with owner %q", id, p.Phase, p.Owner)
 		}
 		if p.Owner != "" {
-			ownedCount++
-			if _, ok := s.owned[p.Owner][id]; !ok {
-				bad("I1: partition %s missing from owner %s's index", id, p.Owner)
-			}
 			w := s.workers[p.Owner]
 			if w == nil {
 				bad("I1: partition %s owned by unknown worker %s", id, p.Owner)
@@ -70,11 +87,6 @@ func (s *State) CheckInvariants() error {
 		}
 		if len(p.Lingerers) > 0 && p.Phase != PhaseUnassigned && p.Phase != PhaseActivating && p.Phase != PhaseOrphaned {
 			bad("partition %s is %s with lingerers %v (cleared at activation)", id, p.Phase, p.Lingerers)
-		}
-		for _, l := range p.Lingerers {
-			if _, ok := s.lingering[l.Worker][id]; !ok {
-				bad("partition %s missing from lingerer %s's index", id, l.Worker)
-			}
 		}
 		if p.Handoff == 0 {
 			if p.Phase == PhasePreparing || p.Phase == PhaseDrained {
@@ -118,18 +130,6 @@ func (s *State) CheckInvariants() error {
 	if pendingCount != len(s.handoffs) {
 		bad("I3: %d handoffs held, %d named by partitions", len(s.handoffs), pendingCount)
 	}
-	n := 0
-	for w, set := range s.owned {
-		n += len(set)
-		for id := range set {
-			if p := s.partitions[id]; p == nil || p.Owner != w {
-				bad("I1: owned index lists %s under %s", id, w)
-			}
-		}
-	}
-	if n != ownedCount {
-		bad("I1: owned index holds %d partitions, %d are owned", n, ownedCount)
-	}
 	for id, w := range s.workers {
 		if w.ID != id {
 			bad("worker keyed %s has id %s", id, w.ID)
@@ -144,5 +144,41 @@ func (s *State) CheckInvariants() error {
 	if s.requests.len() > s.cfg.MaxRequestIDs {
 		bad("request table holds %d entries, bound %d", s.requests.len(), s.cfg.MaxRequestIDs)
 	}
-	return errors.Join(errs...)
+}
+
+// checkIndexes checks that the owned and lingering indexes list exactly the
+// partitions whose records name those workers.
+func (s *State) checkIndexes(c *violations, parts []*Partition) {
+	owned := 0
+	for _, p := range parts {
+		if p.Owner != "" {
+			owned++
+			if list := s.owned[p.Owner]; int(p.ownedAt) >= len(list) || list[p.ownedAt] != p {
+				c.bad("I1: partition %s missing from owner %s's index", p.ID, p.Owner)
+			}
+		}
+		for _, l := range p.Lingerers {
+			if _, ok := s.lingering[l.Worker][p.ID]; !ok {
+				c.bad("partition %s missing from lingerer %s's index", p.ID, l.Worker)
+			}
+		}
+	}
+	n := 0
+	for w, list := range s.owned {
+		n += len(list)
+		if len(list) == 0 {
+			c.bad("I1: owned index holds an empty list for %s", w)
+		}
+		for i, p := range list {
+			switch {
+			case p == nil:
+				c.bad("I1: owned index lists nothing at %d under %s", i, w)
+			case p.Owner != w || int(p.ownedAt) != i || s.partitions[p.ID] != p:
+				c.bad("I1: owned index lists %s (owner %s, at %d) at %d under %s", p.ID, p.Owner, p.ownedAt, i, w)
+			}
+		}
+	}
+	if n != owned {
+		c.bad("I1: owned index holds %d partitions, %d are owned", n, owned)
+	}
 }

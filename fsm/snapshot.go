@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -205,29 +204,10 @@ func ReadSnapshot(r io.Reader, cfg Config) (*State, error) {
 	return s, nil
 }
 
-type crcReader struct {
-	r   *bufio.Reader
-	crc hash.Hash32
-}
-
-func (c *crcReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.crc.Write([]byte{b})
-	}
-	return b, err
-}
-
-func (c *crcReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.crc.Write(p[:n])
-	return n, err
-}
-
 func readSnapshot(r io.Reader, cfg Config) (*State, error) {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
-	head := make([]byte, len(snapshotMagic)+1)
-	if _, err := io.ReadFull(cr, head); err != nil {
+	sr := newSnapReader(r)
+	head, err := sr.take(len(snapshotMagic) + 1)
+	if err != nil {
 		return nil, fmt.Errorf("header: %w", err)
 	}
 	if !bytes.Equal(head[:len(snapshotMagic)], snapshotMagic) {
@@ -238,29 +218,21 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 	}
 	s := newState(cfg)
 	var nWorkers, nPartitions, nHandoffs, nRequests, nNodes uint64
-	// rec holds one record; it grows as the record's bytes arrive, so that a
-	// forged length costs nothing until the data is really there.
-	var rec bytes.Buffer
+	// Partitions arrive sorted by id (the encoding is canonical); they are
+	// kept in that order and go into the map once all are read, at its final
+	// size. The order also rules out a partition twice, with no lookup.
+	var parts []*Partition
+	var text []byte // scratch for decodePartition
 	sawHeader := false
 	for {
-		n, err := binary.ReadUvarint(cr)
+		rec, err := sr.next()
 		if err != nil {
-			return nil, fmt.Errorf("record length: %w", err)
+			return nil, err
 		}
-		if n == 0 {
-			break // the end marker; the checksum follows
+		if rec == nil {
+			break
 		}
-		if n > maxRecordLen {
-			return nil, fmt.Errorf("record length %d", n)
-		}
-		rec.Reset()
-		if _, err := io.CopyN(&rec, cr, int64(n)); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("record: %w", err)
-		}
-		d := decoder{buf: rec.Bytes()}
+		d := decoder{buf: rec}
 		kind := d.u8()
 		if !sawHeader && kind != recHeader {
 			return nil, errors.New("first record is not the header")
@@ -285,16 +257,11 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 			}
 			s.workers[w.ID] = w
 		case recPartition:
-			p := &Partition{ID: PartitionID(d.str()), Subjects: d.strs(), Weight: d.u32(), Owner: WorkerID(d.str()),
-				Epoch: Epoch(d.uvarint()), Phase: Phase(d.u8()), ResumeAfter: StreamSeq(d.uvarint()),
-				Checkpoint: StreamSeq(d.uvarint()), Handoff: HandoffID(d.uvarint()), Pinned: WorkerID(d.str()),
-				DeclaredIndex: RaftIndex(d.uvarint()), OwnerIndex: RaftIndex(d.uvarint()),
-				OwnerIncarnation: Incarnation(d.uvarint())}
-			p.Lingerers = decodeLingerers(&d)
-			if d.err == nil && s.partitions[p.ID] != nil {
-				return nil, fmt.Errorf("partition %s twice", p.ID)
+			p := s.decodePartition(&d, &text)
+			if d.err == nil && len(parts) > 0 && p.ID <= parts[len(parts)-1].ID {
+				return nil, fmt.Errorf("partition %s after %s: twice or out of order", p.ID, parts[len(parts)-1].ID)
 			}
-			s.partitions[p.ID] = p
+			parts = append(parts, p)
 		case recHandoff:
 			h := &Handoff{ID: HandoffID(d.uvarint()), Partition: PartitionID(d.str()), From: WorkerID(d.str()),
 				To: WorkerID(d.str()), Epoch: Epoch(d.uvarint()), Reason: d.str(), Deadline: d.varint(),
@@ -329,61 +296,118 @@ func readSnapshot(r io.Reader, cfg Config) (*State, error) {
 			return nil, err
 		}
 	}
-	want := cr.crc.Sum32()
-	var t [4]byte
-	if _, err := io.ReadFull(cr.r, t[:]); err != nil {
-		return nil, fmt.Errorf("trailer: %w", err)
+	if err := sr.trailer(); err != nil {
+		return nil, err
 	}
-	if got := binary.BigEndian.Uint32(t[:]); got != want {
-		return nil, fmt.Errorf("checksum %08x, want %08x", got, want)
-	}
-	if _, err := cr.r.ReadByte(); err != io.EOF {
-		return nil, errors.New("bytes after trailer")
-	}
-	if !sawHeader || uint64(len(s.workers)) != nWorkers || uint64(len(s.partitions)) != nPartitions ||
+	if !sawHeader || uint64(len(s.workers)) != nWorkers || uint64(len(parts)) != nPartitions ||
 		uint64(len(s.handoffs)) != nHandoffs || uint64(s.requests.len()) != nRequests || uint64(len(s.nodes)) != nNodes {
 		return nil, errors.New("record counts do not match the header")
 	}
-	if err := s.rebuildIndexes(); err != nil {
+	if err := s.restorePartitions(parts); err != nil {
 		return nil, err
 	}
-	if err := s.CheckInvariants(); err != nil {
+	if err := s.checkRecords(parts); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// rebuildIndexes derives the owned and subject indexes from the records.
-func (s *State) rebuildIndexes() error {
-	ids := make([]PartitionID, 0, len(s.partitions))
-	for id := range s.partitions {
-		ids = append(ids, id)
+// decodePartition decodes a partition record. Worker ids are shared with the
+// worker records read before (workers precede partitions), so that 100,000
+// partitions on 100 workers hold 100 owner strings, not 100,000.
+func (s *State) decodePartition(d *decoder, text *[]byte) *Partition {
+	var p *Partition
+	id := d.bytes(maxStringLen)
+	if n := d.count(1); n == 1 {
+		// The usual partition has one subject: the partition and its
+		// subject list share one allocation, its id and subject another.
+		sub := d.bytes(maxStringLen)
+		b := &partitionBlock{}
+		*text = append(append((*text)[:0], id...), sub...)
+		all := string(*text)
+		b.subjects[0] = all[len(id):]
+		p = &b.p
+		p.ID, p.Subjects = PartitionID(all[:len(id)]), b.subjects[:]
+	} else {
+		p = &Partition{ID: PartitionID(id)}
+		if n > 0 {
+			p.Subjects = make([]string, n)
+			for i := range p.Subjects {
+				p.Subjects[i] = d.str()
+			}
+		}
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p := s.partitions[id]
+	p.Weight, p.Owner = d.u32(), s.workerRef(d)
+	p.Epoch, p.Phase, p.ResumeAfter = Epoch(d.uvarint()), Phase(d.u8()), StreamSeq(d.uvarint())
+	p.Checkpoint, p.Handoff, p.Pinned = StreamSeq(d.uvarint()), HandoffID(d.uvarint()), s.workerRef(d)
+	p.DeclaredIndex, p.OwnerIndex = RaftIndex(d.uvarint()), RaftIndex(d.uvarint())
+	p.OwnerIncarnation = Incarnation(d.uvarint())
+	p.Lingerers = items(d, 2, func() Lingerer { return Lingerer{Worker: s.workerRef(d), Incarnation: Incarnation(d.uvarint())} })
+	return p
+}
+
+// partitionBlock is a partition with room for one subject.
+type partitionBlock struct {
+	p        Partition
+	subjects [1]string
+}
+
+// workerRef decodes a worker id, returning the known worker's own string when
+// there is one.
+func (s *State) workerRef(d *decoder) WorkerID {
+	b := d.bytes(maxStringLen)
+	if len(b) == 0 {
+		return ""
+	}
+	if w := s.workers[WorkerID(b)]; w != nil {
+		return w.ID
+	}
+	return WorkerID(b)
+}
+
+// restorePartitions fills the partitions map, sized once, and derives the
+// owned, lingering and subject indexes from parts, sorted by id.
+func (s *State) restorePartitions(parts []*Partition) error {
+	s.partitions = make(map[PartitionID]*Partition, len(parts))
+	owners := make(map[WorkerID]int)
+	for _, p := range parts {
+		if p.Owner != "" {
+			owners[p.Owner]++
+		}
+	}
+	for w, n := range owners {
+		s.owned[w] = make([]*Partition, 0, n)
+	}
+	for _, p := range parts {
+		s.partitions[p.ID] = p
 		for _, sub := range p.Subjects {
 			if !validSubject(sub) {
-				return fmt.Errorf("partition %s: invalid subject %q", id, sub)
-			}
-			if other, hit := s.subjects.Overlap(sub); hit {
-				return fmt.Errorf("partition %s: subject %q overlaps %s", id, sub, other)
+				return fmt.Errorf("partition %s: invalid subject %q", p.ID, sub)
 			}
 		}
-		for _, sub := range p.Subjects {
-			s.subjects.Add(sub, id)
+		for i, sub := range p.Subjects {
+			if !s.subjects.addNew(sub, p.ID) {
+				other, _ := s.subjects.Overlap(sub)
+				if other == p.ID {
+					// Its own earlier subject: name that, as the check of
+					// a declaration does.
+					return fmt.Errorf("partition %s: subject %q overlaps another of its subjects %v", p.ID, sub, p.Subjects[:i])
+				}
+				return fmt.Errorf("partition %s: subject %q overlaps %s", p.ID, sub, other)
+			}
 		}
 		if p.Owner != "" {
-			owner := p.Owner
-			p.Owner = ""
-			s.setOwner(p, owner)
+			p.ownedAt = int32(len(s.owned[p.Owner]))
+			s.owned[p.Owner] = append(s.owned[p.Owner], p)
 		}
 		if len(p.Lingerers) > maxLingerers {
-			return fmt.Errorf("partition %s: %d lingerers", id, len(p.Lingerers))
+			return fmt.Errorf("partition %s: %d lingerers", p.ID, len(p.Lingerers))
 		}
-		ls := p.Lingerers
-		p.Lingerers = nil
-		s.setLingerers(p, ls)
+		if len(p.Lingerers) > 0 {
+			ls := p.Lingerers
+			p.Lingerers = nil
+			s.setLingerers(p, ls)
+		}
 	}
 	return nil
 }
@@ -404,8 +428,4 @@ func (s *State) Clone() *State {
 
 func decodeLabels(d *decoder) []Label {
 	return items(d, 2, func() Label { return Label{Key: d.str(), Value: d.str()} })
-}
-
-func decodeLingerers(d *decoder) []Lingerer {
-	return items(d, 2, func() Lingerer { return Lingerer{Worker: WorkerID(d.str()), Incarnation: Incarnation(d.uvarint())} })
 }

@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 )
 
 // Worker is the state machine's record of one worker.
@@ -28,6 +30,10 @@ type Partition struct {
 	// value while unassigned so the next claim moves past it.
 	Epoch Epoch `json:"epoch"`
 	Phase Phase `json:"phase"`
+	// ownedAt is the partition's position in its owner's list (State.owned),
+	// so that it leaves the list in constant time. It sits in what was
+	// padding after Phase and is zero in every copy handed out.
+	ownedAt int32
 	// ResumeAfter is where the current owner resumes: it processes messages with
 	// sequence > ResumeAfter.
 	ResumeAfter StreamSeq `json:"resume_after"`
@@ -98,7 +104,7 @@ type State struct {
 	requests    requestTable
 
 	// Derived indexes, rebuilt on restore and never encoded.
-	owned     map[WorkerID]map[PartitionID]struct{} // partitions by Owner
+	owned     map[WorkerID][]*Partition             // partitions by Owner, in no order; see setOwner
 	lingering map[WorkerID]map[PartitionID]struct{} // partitions by Lingerers' workers
 	subjects  *SubjectIndex
 
@@ -129,7 +135,7 @@ func newState(cfg Config) *State {
 		handoffs:   make(map[HandoffID]*Handoff),
 		nodes:      make(map[string]string),
 		requests:   newRequestTable(),
-		owned:      make(map[WorkerID]map[PartitionID]struct{}),
+		owned:      make(map[WorkerID][]*Partition),
 		lingering:  make(map[WorkerID]map[PartitionID]struct{}),
 		subjects:   NewSubjectIndex(),
 	}
@@ -148,23 +154,41 @@ func (s *State) Term() uint64 { return s.term }
 func (s *State) Paused() bool { return s.paused }
 
 // setOwner moves p to owner w (empty: unassigned), keeping the owned index.
+// Each owner's list is in no particular order (whatever reads it sorts): p
+// leaves it by moving the last entry into its place, so that a move costs
+// the same whatever the list's length.
 func (s *State) setOwner(p *Partition, w WorkerID) {
 	if p.Owner != "" {
-		if set := s.owned[p.Owner]; set != nil {
-			delete(set, p.ID)
-			if len(set) == 0 {
-				delete(s.owned, p.Owner)
-			}
-		}
+		s.unlistOwned(p)
 	}
 	p.Owner = w
 	if w != "" {
-		set := s.owned[w]
-		if set == nil {
-			set = make(map[PartitionID]struct{})
-			s.owned[w] = set
-		}
-		set[p.ID] = struct{}{}
+		list := s.owned[w]
+		p.ownedAt = int32(len(list))
+		s.owned[w] = append(list, p)
+	}
+}
+
+// unlistOwned removes p from its owner's list.
+func (s *State) unlistOwned(p *Partition) {
+	list := s.owned[p.Owner]
+	i, last := int(p.ownedAt), len(list)-1
+	if i > last || list[i] != p {
+		panic(fmt.Sprintf("fsm: partition %s is not at %d in %s's owned list", p.ID, i, p.Owner))
+	}
+	list[i] = list[last]
+	list[i].ownedAt = int32(i)
+	list[last] = nil
+	list = list[:last]
+	p.ownedAt = 0
+	switch {
+	case len(list) == 0:
+		delete(s.owned, p.Owner)
+	case cap(list) > 64 && len(list) < cap(list)/4:
+		// Give back the memory of a list that shrank a lot.
+		s.owned[p.Owner] = slices.Clone(list)
+	default:
+		s.owned[p.Owner] = list
 	}
 }
 
@@ -201,15 +225,11 @@ func (s *State) addLingerer(p *Partition) {
 	s.setLingerers(p, ls)
 }
 
-// ownedSorted lists the partitions w owns, sorted, so that whatever iterates them
-// produces the same output on every replica.
-func (s *State) ownedSorted(w WorkerID) []PartitionID {
-	set := s.owned[w]
-	out := make([]PartitionID, 0, len(set))
-	for id := range set {
-		out = append(out, id)
-	}
-	slices.Sort(out)
+// ownedSorted lists the partitions w owns, sorted by id, so that whatever
+// iterates them produces the same output on every replica.
+func (s *State) ownedSorted(w WorkerID) []*Partition {
+	out := slices.Clone(s.owned[w])
+	slices.SortFunc(out, func(a, b *Partition) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 

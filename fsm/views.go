@@ -59,8 +59,7 @@ func (s *State) Assignment(w WorkerID) (a Assignment, ok bool) {
 		return Assignment{Worker: w, Index: s.applied}, false
 	}
 	a = Assignment{Worker: w, Incarnation: wk.Incarnation, State: wk.State, Cordoned: wk.Cordoned, Index: s.applied}
-	for _, id := range s.ownedSorted(w) {
-		p := s.partitions[id]
+	for _, p := range s.ownedSorted(w) {
 		ap := AssignedPartition{
 			Partition: p.ID, Subjects: p.Subjects, Epoch: p.Epoch, Phase: p.Phase,
 			ResumeAfter: p.ResumeAfter, Checkpoint: p.Checkpoint, Handoff: p.Handoff,
@@ -106,6 +105,7 @@ func (s *State) PartitionView(id PartitionID) (PartitionInfo, bool) {
 		return PartitionInfo{}, false
 	}
 	info := PartitionInfo{Partition: *p}
+	info.ownedAt = 0 // the state's bookkeeping, not the partition's
 	if h := s.handoffs[p.Handoff]; h != nil {
 		hc := *h
 		info.PendingHandoff = &hc
