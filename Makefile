@@ -31,7 +31,7 @@ test: build
 # Every Go fuzz target (func FuzzXxx(f *testing.F)), one after the other, each
 # for FUZZTIME: briefly in `make test`, for long runs with `make fuzz`. The seed
 # corpora (f.Add and testdata/fuzz/) also run as plain tests in `go test`.
-FUZZTIME       ?= 4s
+FUZZTIME       ?= 3s
 FUZZTIME_LONG  ?= 5m
 # Go minimizes every new interesting input for up to 60 s by default, which
 # a short run would spend doing nothing else.

@@ -104,7 +104,19 @@ func (a *Applier) removeOnce(ctx context.Context, name string, subjects []string
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return nil
 		}
-		return err
+		if !deleteInstead(a.retention, err) {
+			return err
+		}
+		// The server cannot update it (seen: its store directory gone
+		// after a delete raced an update, so every update fails and its
+		// filter holds the subjects for good). Nothing on this stream
+		// needs a gone worker's consumer to keep messages: delete it.
+		a.log.Warn("a gone worker's consumer cannot be updated; deleting it", "consumer", name, "err", err)
+		if err := a.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return err
+		}
+		a.metrics.cleanups.Inc()
+		return nil
 	}
 	// Verify: another cleaner may have written an older filter back.
 	c, err = a.stream.Consumer(ctx, name)
@@ -121,6 +133,18 @@ func (a *Applier) removeOnce(ctx context.Context, name string, subjects []string
 	}
 	a.metrics.cleanups.Inc()
 	return nil
+}
+
+// deleteInstead reports whether a gone worker's consumer whose update failed
+// with err should be deleted rather than updated again: when the server
+// failed internally (an update it will keep failing), on a stream where
+// deleting it loses nothing. On Limits and WorkQueue streams messages stay
+// stored whoever consumes them, so the next owners' reads find them; on an
+// Interest stream a subject nobody else covers yet would stop retaining
+// messages, so the update is retried instead.
+func deleteInstead(retention jetstream.RetentionPolicy, err error) bool {
+	ae, ok := errors.AsType[*jetstream.APIError](err)
+	return ok && ae.Code >= 500 && retention != jetstream.InterestPolicy
 }
 
 // Inspector lists the cluster's workers and partitions. When the Coordinator

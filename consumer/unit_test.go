@@ -176,3 +176,29 @@ func TestMarkOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A gone worker's consumer that the server fails to update (500) is deleted
+// instead, except on an Interest stream, where its subjects may be what keeps
+// messages stored; other failures are retried as updates.
+func TestDeleteInstead(t *testing.T) {
+	internal := fmt.Errorf("update: %w", &jetstream.APIError{Code: 500, ErrorCode: 10012, Description: "open meta.inf.tmp: no such file or directory"})
+	tests := []struct {
+		name      string
+		retention jetstream.RetentionPolicy
+		err       error
+		want      bool
+	}{
+		{"limits, internal error", jetstream.LimitsPolicy, internal, true},
+		{"workqueue, internal error", jetstream.WorkQueuePolicy, internal, true},
+		{"interest, internal error", jetstream.InterestPolicy, internal, false},
+		{"workqueue, overlap", jetstream.WorkQueuePolicy, &jetstream.APIError{Code: 400, ErrorCode: errCodeWQNotUnique}, false},
+		{"workqueue, timeout", jetstream.WorkQueuePolicy, context.DeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := deleteInstead(tt.retention, tt.err); got != tt.want {
+				t.Errorf("deleteInstead = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
