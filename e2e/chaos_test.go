@@ -804,7 +804,7 @@ func (r *chaosRig) check(published map[fsm.PartitionID][]fsm.StreamSeq) {
 		w.proc = nil
 	}
 	pass("workers exit 0")
-	if left := consumersLeft(t, r.js); len(left) > 0 {
+	if left := consumersLeft(t, r.js, 10*time.Second); len(left) > 0 {
 		fail("no consumer left", "%s", strings.Join(left, "; "))
 	}
 	pass("no consumer left")
@@ -982,29 +982,34 @@ func (r *chaosRig) strayConsumers() []string {
 	return stray
 }
 
-// consumersLeft lists the consumers on ORDERS, waiting a while for them to
-// go (a worker deletes its consumer as it exits).
-func consumersLeft(t *testing.T, js jetstream.JetStream) []string {
+// consumersLeft lists the consumers on ORDERS, waiting up to wait for them
+// to go (a worker deletes its consumer as it exits; 0: look once).
+func consumersLeft(t *testing.T, js jetstream.JetStream, wait time.Duration) []string {
 	t.Helper()
 	var left []string
-	_, _ = waitUntil(10*time.Second, func(ctx context.Context) error {
-		left = nil
+	var listErr error
+	_, _ = waitUntil(wait, func(ctx context.Context) error {
+		left, listErr = nil, nil
 		st, err := js.Stream(ctx, "ORDERS")
 		if err != nil {
+			listErr = err
 			return err
 		}
 		list := st.ListConsumers(ctx)
 		for ci := range list.Info() {
-			left = append(left, fmt.Sprintf("%s (%d pending, %d ack pending)", ci.Name, ci.NumPending, ci.NumAckPending))
+			left = append(left, fmt.Sprintf("%s (filters %v, %d pending, %d ack pending)", ci.Name, ci.Config.FilterSubjects, ci.NumPending, ci.NumAckPending))
 		}
-		if err := list.Err(); err != nil {
-			return err
+		if listErr = list.Err(); listErr != nil {
+			return listErr
 		}
 		if len(left) > 0 {
 			return fmt.Errorf("%d consumers left", len(left))
 		}
 		return nil
 	})
+	if listErr != nil {
+		t.Fatalf("list the consumers: %v", listErr)
+	}
 	return left
 }
 

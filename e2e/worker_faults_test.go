@@ -400,16 +400,7 @@ func TestE2E_AllWorkersStopped_ExitZeroLeavingNoConsumer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			list := st.ListConsumers(ctx)
-			var left []string
-			for ci := range list.Info() {
-				left = append(left, fmt.Sprintf("%s (filters %v, %d pending, %d ack pending)",
-					ci.Name, ci.Config.FilterSubjects, ci.NumPending, ci.NumAckPending))
-			}
-			if err := list.Err(); err != nil {
-				t.Fatal(err)
-			}
-			if len(left) > 0 {
+			if left := consumersLeft(t, r.js, 0); len(left) > 0 {
 				info, err := st.Info(ctx)
 				msgs := "?"
 				if err == nil {
