@@ -929,10 +929,12 @@ func (c *Core) FilterDone(now time.Time, inc fsm.Incarnation, version uint64, re
 
 // restartProcessing makes every partition being processed (catching up or
 // live) read again from what it processed: the consumer may not deliver
-// what it delivered before (a recreated consumer, a delivery gap).
+// what it delivered before (a recreated consumer, a delivery gap). A
+// partition being covered drops what it held: its read must not end at a
+// delivery from before the gap and go on with one from after it.
 func (c *Core) restartProcessing() {
 	for _, p := range c.sortedParts() {
-		if p.phase == PhaseCatchingUp || p.phase == PhaseLive {
+		if p.phase == PhaseCatchingUp || p.phase == PhaseLive || p.phase == PhaseCovering {
 			c.restartPart(p)
 		}
 	}
