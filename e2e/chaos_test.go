@@ -748,6 +748,9 @@ func (r *chaosRig) check(published map[fsm.PartitionID][]fsm.StreamSeq) {
 	res.Lost, res.Duplicated, res.Reordered, res.CrashDuplicates = rep.Lost, rep.Duplicated, rep.Reordered, rep.CrashDuplicates
 	if !rep.OK() || rep.Unexpected > 0 {
 		fail("exactly once", "%s unexpected=%d: %s", rep, rep.Unexpected, strings.Join(rep.Problems()[:min(5, len(rep.Problems()))], "; "))
+		for _, line := range describeLoss(published, handled, evs) {
+			t.Log(line)
+		}
 	}
 	pass("exactly once")
 
@@ -817,6 +820,89 @@ func (r *chaosRig) check(published map[fsm.PartitionID][]fsm.StreamSeq) {
 	t.Logf("raft logs identical on every node, entries %d..%d", first, last)
 	res.Checks["identical raft logs"] = "ok"
 	res.Checks["identical audit logs and states"] = "ok"
+}
+
+// describeLoss explains, per partition that lost messages, what a person
+// chasing the loss looks at first: how many and which sequences, the
+// handled sequences around the first, and the partition's ownership history
+// from the audit log around it (who owned it under which epoch, where each
+// owner resumed and why).
+func describeLoss(published map[fsm.PartitionID][]fsm.StreamSeq, handled map[fsm.PartitionID][]delivery.Record, evs []fsm.Event) []string {
+	var out []string
+	for _, p := range slices.Sorted(maps.Keys(published)) {
+		seen := map[fsm.StreamSeq]bool{}
+		for _, r := range handled[p] {
+			seen[r.Seq] = true
+		}
+		var lost []fsm.StreamSeq
+		for _, s := range published[p] {
+			if !seen[s] {
+				lost = append(lost, s)
+			}
+		}
+		if len(lost) == 0 {
+			continue
+		}
+		first := lost[0]
+		var before, after []string
+		for _, r := range handled[p] {
+			switch {
+			case r.Seq < first && r.Seq+200 > first:
+				before = append(before, fmt.Sprintf("%d@%d", r.Seq, r.Epoch))
+			case r.Seq > first && len(after) < 5:
+				after = append(after, fmt.Sprintf("%d@%d", r.Seq, r.Epoch))
+			}
+		}
+		out = append(out, fmt.Sprintf("LOSS %s: %d lost, %d..%d (first ones %v); handled just before (seq@epoch) %v, after %v",
+			p, len(lost), first, lost[len(lost)-1], lost[:min(8, len(lost))], before[max(0, len(before)-5):], after))
+		// The partition's history, then the stretch around the first
+		// owner that resumed at or past the first lost message.
+		var hist []string
+		k := -1
+		for _, ev := range evs {
+			var line string
+			resume := fsm.StreamSeq(0)
+			switch b := ev.Body.(type) {
+			case fsm.Claimed:
+				if b.Partition == p {
+					line = fmt.Sprintf("claimed by %s epoch %d resume after %d", b.Worker, b.Epoch, b.ResumeAfter)
+					resume = b.ResumeAfter
+				}
+			case fsm.Prepared:
+				if b.Partition == p {
+					line = fmt.Sprintf("prepared %s → %s (handoff %d, %s)", b.From, b.To, b.Handoff, b.Reason)
+				}
+			case fsm.Drained:
+				if b.Partition == p {
+					line = fmt.Sprintf("drained by %s through %d (handoff %d)", b.From, b.ThroughSeq, b.Handoff)
+				}
+			case fsm.Committed:
+				if b.Partition == p {
+					line = fmt.Sprintf("committed %s → %s epoch %d resume after %d forced=%v %v", b.From, b.To, b.Epoch, b.ResumeAfter, b.Forced, b.ForceReason)
+					resume = b.ResumeAfter
+				}
+			case fsm.Activated:
+				if b.Partition == p {
+					line = fmt.Sprintf("activated by %s epoch %d", b.Worker, b.Epoch)
+				}
+			case fsm.Released:
+				if b.Partition == p {
+					line = fmt.Sprintf("released by %s through %d", b.Worker, b.ThroughSeq)
+				}
+			}
+			if line != "" {
+				if k < 0 && resume >= first {
+					k = len(hist)
+				}
+				hist = append(hist, fmt.Sprintf("  %s index %d: %s", time.Unix(0, ev.Time).Format("15:04:05.000"), ev.Index, line))
+			}
+		}
+		if k < 0 {
+			k = len(hist) - 1
+		}
+		out = append(out, hist[max(0, k-20):min(len(hist), k+6)]...)
+	}
+	return out
 }
 
 // checkOverlaps counts pairs of epochs of one partition whose handling spans
