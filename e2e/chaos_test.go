@@ -256,6 +256,7 @@ func runChaos(t *testing.T, seed uint64, name string, policy jetstream.Retention
 	pub.waitFor(t, 200)
 
 	r.started = time.Now()
+	t.Logf("faults start at %s UTC (the processes' log clock; the times below are since then)", r.started.UTC().Format("15:04:05.000"))
 	stopMover := r.startMover()
 	for time.Since(r.started) < d {
 		r.step()

@@ -564,8 +564,8 @@ func describeStale(changes map[fsm.PartitionID][]ownerChange, stale []handling, 
 	var first []string
 	for _, h := range stale[:min(len(stale), 5)] {
 		c, _ := supersededBefore(changes, h, h.Start)
-		first = append(first, fmt.Sprintf("%s seq %d epoch %d entered %s after %s, %s after epoch %d went to %s (forced %v), context cancelled at return: %v",
-			h.Partition, h.Seq, h.Epoch, roundMS(h.Start.Sub(ref)), refName, roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, c.Forced, h.Cancelled))
+		first = append(first, fmt.Sprintf("%s seq %d epoch %d by %s entered %s after %s, %s after epoch %d went to %s (forced %v), context cancelled at return: %v",
+			h.Partition, h.Seq, h.Epoch, h.Worker, roundMS(h.Start.Sub(ref)), refName, roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, c.Forced, h.Cancelled))
 	}
 	return fmt.Sprintf("partition@epoch×count: %s; first: %s", strings.Join(keys, " "), strings.Join(first, "; "))
 }
