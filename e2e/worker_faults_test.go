@@ -518,6 +518,7 @@ type ownerChange struct {
 	Epoch     fsm.Epoch
 	At        time.Time
 	Forced    bool
+	Reason    fsm.ForceReason // when Forced
 }
 
 // ownerChanges returns every ownership change in the audit events, per
@@ -528,9 +529,9 @@ func ownerChanges(evs []fsm.Event) map[fsm.PartitionID][]ownerChange {
 		at := time.Unix(0, ev.Time)
 		switch b := ev.Body.(type) {
 		case fsm.Claimed:
-			out[b.Partition] = append(out[b.Partition], ownerChange{b.Partition, b.Worker, b.Epoch, at, false})
+			out[b.Partition] = append(out[b.Partition], ownerChange{b.Partition, b.Worker, b.Epoch, at, false, 0})
 		case fsm.Committed:
-			out[b.Partition] = append(out[b.Partition], ownerChange{b.Partition, b.To, b.Epoch, at, b.Forced})
+			out[b.Partition] = append(out[b.Partition], ownerChange{b.Partition, b.To, b.Epoch, at, b.Forced, b.ForceReason})
 		}
 	}
 	return out
@@ -564,8 +565,12 @@ func describeStale(changes map[fsm.PartitionID][]ownerChange, stale []handling, 
 	var first []string
 	for _, h := range stale[:min(len(stale), 5)] {
 		c, _ := supersededBefore(changes, h, h.Start)
-		first = append(first, fmt.Sprintf("%s seq %d epoch %d by %s entered %s after %s, %s after epoch %d went to %s (forced %v), context cancelled at return: %v",
-			h.Partition, h.Seq, h.Epoch, h.Worker, roundMS(h.Start.Sub(ref)), refName, roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, c.Forced, h.Cancelled))
+		forced := "graceful"
+		if c.Forced {
+			forced = "forced: " + c.Reason.String()
+		}
+		first = append(first, fmt.Sprintf("%s seq %d epoch %d by %s entered %s after %s, %s after epoch %d went to %s (%s), context cancelled at return: %v",
+			h.Partition, h.Seq, h.Epoch, h.Worker, roundMS(h.Start.Sub(ref)), refName, roundMS(h.Start.Sub(c.At)), c.Epoch, c.To, forced, h.Cancelled))
 	}
 	return fmt.Sprintf("partition@epoch×count: %s; first: %s", strings.Join(keys, " "), strings.Join(first, "; "))
 }
