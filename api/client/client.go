@@ -247,7 +247,7 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		c.watchAttempt(actx, cancel, i, toLeader, budget, answered)
+		c.watchAttempt(actx, cancel, i, toLeader, answered)
 	}()
 	h, err := c.attempt(actx, addr, r, q, body, reqID, out)
 	close(answered)
@@ -272,8 +272,9 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 	return h, o, err
 }
 
-// watchAttempt ends an attempt to address i that got no answer within budget
-// if the node is not alive: a frozen node (a stopped process, a paused VM)
+// watchAttempt ends an attempt to address i that got no answer within the
+// attempt timeout (a blocking query: within each attempt timeout of its
+// wait) if the node is not alive: a frozen node (a stopped process, a paused VM)
 // still accepts connections but answers nothing, so the attempt would hang
 // for the call's whole deadline. A node that is merely slow (a large write
 // under fsync load, a long answer) answers its /healthz at once; the attempt
@@ -283,8 +284,12 @@ func (c *Client) try(ctx context.Context, i int, r request, body []byte, reqID s
 // hangs on a frozen leader is sent to the leader the client has learned
 // meanwhile (the probe's own answer names the leader that node knows). It
 // returns when the attempt is answered or ends.
-func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFunc, i int, toLeader bool, budget time.Duration, answered <-chan struct{}) {
-	t := time.NewTimer(budget)
+func (c *Client) watchAttempt(actx context.Context, cancel context.CancelCauseFunc, i int, toLeader bool, answered <-chan struct{}) {
+	// Checked from the first attempt timeout on, a blocking query too:
+	// parked on a node that froze, it would otherwise hold the caller for
+	// its whole wait (a worker would miss a handoff's prepare for that
+	// long), however soon the node stopped answering.
+	t := time.NewTimer(c.opts.attempt)
 	defer t.Stop()
 	for {
 		select {

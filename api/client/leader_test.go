@@ -340,3 +340,67 @@ func TestAttempt_SlowLiveNodeIsWaitedFor(t *testing.T) {
 		t.Fatalf("%d register attempts and %d probes, want 1 attempt, kept after probing", regs, probes)
 	}
 }
+
+// TestFrozenFollower_WatchMoved: a follower freezes (its API holds every
+// request and answer) while a worker's blocking query is parked on it; the
+// leader does not change, so nothing names a new leader to move the query
+// to. The client checks the node every attempt timeout while the query
+// waits, finds it frozen and moves the query, so the assignment change
+// reaches the worker long before the query's own wait ends. (Parked on a
+// frozen follower for its whole wait, a worker would miss the prepare of a
+// handoff, and keep processing past the drain deadline after which the
+// controller force-commits the partition elsewhere: the chaos suite saw it.)
+func TestFrozenFollower_WatchMoved(t *testing.T) {
+	c := testcluster.NewWithAPI(t, 3, server.Config{})
+	fz, urls := freezers(t, c)
+	leader := indexOfNode(c, c.Leader(t))
+	fi := (leader + 1) % len(urls)
+	admin := newClient(t, urls)
+	ctx := ctxT(t)
+	mustOK(t, "declare")(admin.Declare(ctx, specs("p", 1)))
+	if _, err := admin.Register(ctx, api.RegisterRequest{Worker: "w1"}); err != nil {
+		t.Fatal(err)
+	}
+	// The worker's client reads stale, from the first node that answers:
+	// the follower. (A leader-bound read is held the same way by a frozen
+	// follower it was sent to while the client knew no leader.)
+	cl := newClient(t, append(urls[fi:], urls[:fi]...), client.WithAttemptTimeout(300*time.Millisecond),
+		client.WithConsistency(client.ConsistencyStale))
+	var idx fsm.RaftIndex
+	testcluster.Eventually(t, "the follower knows w1", func() error {
+		var err error
+		_, idx, err = cl.Assignment(ctx, "w1")
+		return err
+	})
+	type watched struct {
+		a   fsm.Assignment
+		err error
+	}
+	got := make(chan watched, 1)
+	wctx, stop := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer stop()
+	go func() {
+		a, _, err := cl.WatchAssignment(wctx, "w1", idx, 5*time.Minute)
+		got <- watched{a, err}
+	}()
+	assignmentPath := "/v1/workers/w1/assignment"
+	testcluster.Eventually(t, "the watch parked on the follower", func() error {
+		if fz[fi].pending(assignmentPath) == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	fz[fi].freeze()
+	claim(t, c, fsm.ClaimItem{Partition: "p0", Worker: "w1"})
+	select {
+	case w := <-got:
+		if w.err != nil {
+			t.Fatalf("watch: %v", w.err)
+		}
+		if len(w.a.Partitions) != 1 || w.a.Partitions[0].Partition != "p0" {
+			t.Fatalf("watch returned %+v, want p0 claimed", w.a)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watch parked on the frozen follower was not moved")
+	}
+}

@@ -179,7 +179,9 @@ func WithTimeout(d time.Duration) Option {
 // attempt may only have been waiting on a follower's forward to a frozen
 // leader, other nodes naming it as leader are not believed meanwhile
 // (followers keep naming a frozen leader until they elect another). A
-// blocking query's attempt gets its wait on top; an audit follow's
+// blocking query's attempt gets its wait on top, and its node is checked
+// every d while it waits (parked on a node that froze, it moves within about
+// 1.5 d); an audit follow's
 // connection is bounded by d until the node answers, then given up when it
 // stays silent (no event, no keep-alive) for 2×api.FollowKeepAlive+d. The
 // call's context and WithTimeout still bound the whole call: a call whose

@@ -104,8 +104,9 @@ func (c *Client) Assignment(ctx context.Context, worker fsm.WorkerID) (fsm.Assig
 // default (30 s); the server caps it (5 min by default). Each attempt's wait
 // is shortened to end before ctx's deadline. A watch parked on a node that
 // freezes is moved to the new leader as soon as any call of the client learns
-// it (a heartbeat, say), or else given up after its wait plus the attempt
-// timeout.
+// it (a heartbeat, say), and any node holding a watch is checked every
+// attempt timeout (WithAttemptTimeout): one found frozen is given up and the
+// watch goes on at the next address.
 //
 // Pass the returned index to the next call. A worker that is not registered
 // waits for its registration, then fsm.ErrUnknownWorker if wait ends first.
