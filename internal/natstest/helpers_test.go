@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -37,11 +38,21 @@ func testCtx(t testing.TB) context.Context {
 // pub publishes one message and returns its stream sequence.
 func pub(t testing.TB, js jetstream.JetStream, subj string) uint64 {
 	t.Helper()
-	ack, err := js.Publish(testCtx(t), subj, []byte(subj))
-	if err != nil {
-		t.Fatalf("publish %s: %v", subj, err)
+	// A clustered stream may not answer a publish right after it was
+	// created or got a new leader ("no response from stream"): publish
+	// again under the same message id, which the stream deduplicates.
+	id := fmt.Sprintf("%s/%s/%d", t.Name(), subj, time.Now().UnixNano())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ack, err := js.Publish(testCtx(t), subj, []byte(subj), jetstream.WithMsgID(id))
+		if err == nil {
+			return ack.Sequence
+		}
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) || time.Now().After(deadline) {
+			t.Fatalf("publish %s: %v", subj, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return ack.Sequence
 }
 
 // consumerConfig is the shape of a Baton worker consumer: one durable,
@@ -156,8 +167,19 @@ func describe(t testing.TB, msgs []jetstream.Msg) []string {
 func ackSync(t testing.TB, msgs ...jetstream.Msg) {
 	t.Helper()
 	for _, m := range msgs {
-		if err := m.DoubleAck(testCtx(t)); err != nil {
-			t.Fatalf("double ack %s: %v", m.Subject(), err)
+		// Right after a consumer leader moved, the ack may find no
+		// responder yet: nothing was acked, and a DoubleAck is safe to
+		// send again (fact 24).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := m.DoubleAck(testCtx(t))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+				t.Fatalf("double ack %s: %v", m.Subject(), err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
