@@ -761,14 +761,7 @@ func (r *chaosRig) check(published map[fsm.PartitionID][]fsm.StreamSeq) {
 		t.Fatal(err)
 	}
 	changes := ownerChanges(evs)
-	var stale []handling
-	for _, list := range hs {
-		for _, h := range list {
-			if _, ok := supersededBefore(changes, h, h.Start); ok {
-				stale = append(stale, h)
-			}
-		}
-	}
+	stale := staleHandlings(hs, changes)
 	res.StaleHandled = len(stale)
 	if len(stale) > 0 {
 		fail("nothing handled under a stale epoch", "%d handlings: %s", len(stale), describeStale(changes, stale, r.started, "the start"))

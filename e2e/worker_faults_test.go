@@ -343,14 +343,7 @@ func TestE2E_WorkersAfterLeaderFreeze_EveryPartitionActiveAgain(t *testing.T) {
 				t.Fatal(err)
 			}
 			changes := ownerChanges(evs)
-			var stale []handling
-			for _, list := range hs {
-				for _, h := range list {
-					if _, ok := supersededBefore(changes, h, h.Start); ok {
-						stale = append(stale, h)
-					}
-				}
-			}
+			stale := staleHandlings(hs, changes)
 			if len(stale) > 0 {
 				t.Errorf("%d messages handled under an epoch already committed to a newer one (%s)", len(stale), describeStale(changes, stale, f.start, "the freeze"))
 			}
@@ -547,6 +540,20 @@ func supersededBefore(changes map[fsm.PartitionID][]ownerChange, h handling, t t
 		}
 	}
 	return ownerChange{}, false
+}
+
+// staleHandlings returns every handling entered after its epoch was
+// superseded (supersededBefore).
+func staleHandlings(hs map[fsm.PartitionID][]handling, changes map[fsm.PartitionID][]ownerChange) []handling {
+	var stale []handling
+	for _, list := range hs {
+		for _, h := range list {
+			if _, ok := supersededBefore(changes, h, h.Start); ok {
+				stale = append(stale, h)
+			}
+		}
+	}
+	return stale
 }
 
 // describeStale summarizes handlings under superseded epochs: partitions,

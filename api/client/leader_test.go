@@ -186,17 +186,7 @@ func TestFrozenLeader_WatchRedirected(t *testing.T) {
 
 	// A watch whose wait far outlasts the test: only a redirection can
 	// bring its answer in time.
-	type watched struct {
-		a   fsm.Assignment
-		err error
-	}
-	got := make(chan watched, 1)
-	wctx, stop := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer stop()
-	go func() {
-		a, _, err := cl.WatchAssignment(wctx, "w1", idx, 5*time.Minute)
-		got <- watched{a, err}
-	}()
+	got := watchInBackground(t, cl, idx)
 	old := c.Leader(t)
 	oi := indexOfNode(c, old)
 	assignmentPath := "/v1/workers/w1/assignment"
@@ -229,17 +219,7 @@ func TestFrozenLeader_WatchRedirected(t *testing.T) {
 	})
 
 	claim(t, c, fsm.ClaimItem{Partition: "p0", Worker: "w1"})
-	select {
-	case w := <-got:
-		if w.err != nil {
-			t.Fatalf("watch: %v", w.err)
-		}
-		if len(w.a.Partitions) != 1 || w.a.Partitions[0].Partition != "p0" {
-			t.Fatalf("watch returned %+v, want p0 claimed", w.a)
-		}
-	case <-ctx.Done():
-		t.Fatal("the watch parked on the frozen leader was not moved to the new one")
-	}
+	wantP0Claimed(t, ctx, got, "the watch parked on the frozen leader was not moved to the new one")
 	if fz[oi].pending(assignmentPath) != 0 {
 		t.Fatal("the frozen proxy still holds the first watch")
 	}
@@ -372,17 +352,7 @@ func TestFrozenFollower_WatchMoved(t *testing.T) {
 		_, idx, err = cl.Assignment(ctx, "w1")
 		return err
 	})
-	type watched struct {
-		a   fsm.Assignment
-		err error
-	}
-	got := make(chan watched, 1)
-	wctx, stop := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer stop()
-	go func() {
-		a, _, err := cl.WatchAssignment(wctx, "w1", idx, 5*time.Minute)
-		got <- watched{a, err}
-	}()
+	got := watchInBackground(t, cl, idx)
 	assignmentPath := "/v1/workers/w1/assignment"
 	testcluster.Eventually(t, "the watch parked on the follower", func() error {
 		if fz[fi].pending(assignmentPath) == 0 {
@@ -392,6 +362,34 @@ func TestFrozenFollower_WatchMoved(t *testing.T) {
 	})
 	fz[fi].freeze()
 	claim(t, c, fsm.ClaimItem{Partition: "p0", Worker: "w1"})
+	wantP0Claimed(t, ctx, got, "the watch parked on the frozen follower was not moved")
+}
+
+// watchOutcome is what a background WatchAssignment returned.
+type watchOutcome struct {
+	a   fsm.Assignment
+	err error
+}
+
+// watchInBackground watches w1's assignment after idx with a wait that far
+// outlasts the test: only a move to another node can bring its answer in
+// time.
+func watchInBackground(t *testing.T, cl *client.Client, idx fsm.RaftIndex) <-chan watchOutcome {
+	t.Helper()
+	got := make(chan watchOutcome, 1)
+	wctx, stop := context.WithTimeout(context.Background(), 10*time.Minute)
+	t.Cleanup(stop)
+	go func() {
+		a, _, err := cl.WatchAssignment(wctx, "w1", idx, 5*time.Minute)
+		got <- watchOutcome{a, err}
+	}()
+	return got
+}
+
+// wantP0Claimed requires the watch to return w1's assignment with p0 before
+// ctx ends, and fails with missed otherwise.
+func wantP0Claimed(t *testing.T, ctx context.Context, got <-chan watchOutcome, missed string) {
+	t.Helper()
 	select {
 	case w := <-got:
 		if w.err != nil {
@@ -401,6 +399,6 @@ func TestFrozenFollower_WatchMoved(t *testing.T) {
 			t.Fatalf("watch returned %+v, want p0 claimed", w.a)
 		}
 	case <-ctx.Done():
-		t.Fatal("the watch parked on the frozen follower was not moved")
+		t.Fatal(missed)
 	}
 }
