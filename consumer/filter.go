@@ -270,6 +270,11 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 	if slices.Equal(have, want) {
 		a.metrics.updates.WithLabelValues("noop").Inc()
 	} else {
+		if a.retention == jetstream.WorkQueuePolicy && adds(have, want) {
+			if err := m.lowerFloor(ctx, name); err != nil {
+				return false, err
+			}
+		}
 		cfg := info.Config
 		cfg.FilterSubject, cfg.FilterSubjects = "", want
 		c, err := a.stream.UpdateConsumer(ctx, cfg)
@@ -301,6 +306,46 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 	}
 	a.setConsumerErr(nil)
 	return false, nil
+}
+
+// lowerFloor readies a WorkQueue consumer for new subjects: paused, then
+// reset to the stream's start (fact 26). Its ack floor passes over the
+// messages of subjects it does not cover, and once a subject is added the
+// server takes that subject's messages at or below the floor for acked and
+// removes them whenever it checks the consumer's interest state (a new
+// consumer or stream leader, every two minutes on a cluster): the part of a
+// partition's backlog the catch-up has not read yet would be lost. After the
+// reset the floor is below every stored message, and the pause keeps the
+// cursor there until the update has added the subjects; the apply resumes it.
+// What the consumer had in flight is delivered again (the core takes the
+// copies for duplicates), and acks sent before a message's new delivery are
+// ignored by the server (settle retries them).
+func (m *filterManager) lowerFloor(ctx context.Context, name string) error {
+	a := m.a
+	m.stopPull()
+	if !m.paused {
+		if _, err := a.stream.PauseConsumer(ctx, name, time.Now().Add(100*365*24*time.Hour)); err != nil {
+			return fmt.Errorf("pause consumer %s: %w", name, err)
+		}
+		m.paused = true
+	}
+	if _, err := a.stream.ResetConsumerToSequence(ctx, name, 1); err != nil {
+		return fmt.Errorf("reset consumer %s: %w", name, err)
+	}
+	// The delivery sequence starts again at 1; no pull loop runs.
+	*m.dseq = 0
+	a.metrics.resets.Inc()
+	return nil
+}
+
+// adds reports whether want has a subject have lacks (both sorted).
+func adds(have, want []string) bool {
+	for _, s := range want {
+		if _, found := slices.BinarySearch(have, s); !found {
+			return true
+		}
+	}
+	return false
 }
 
 // create makes the consumer. On a WorkQueue stream it must deliver all; on the

@@ -127,7 +127,15 @@ func (a *Applier) settle(j *job, msg *message, how core.Settle) {
 	case core.SettleAck:
 		_ = msg.msg.Ack()
 	case core.SettleDoubleAck:
-		_ = retry.Do(ctx, settlePolicy(), msg.msg.DoubleAck)
+		_ = retry.Do(ctx, settlePolicy(), func(ctx context.Context) error {
+			// Each attempt bounded: an ack the server ignores (one sent
+			// between a WorkQueue consumer's reset and the message's new
+			// delivery, fact 26) gets no answer at all, and the retry after
+			// the redelivery is the one that counts.
+			actx, cancel := context.WithTimeout(ctx, ackAttemptTimeout)
+			defer cancel()
+			return msg.msg.DoubleAck(actx)
+		})
 	case core.SettleTerm:
 		_ = msg.msg.TermWithReason("baton: dead-lettered")
 	case core.SettleDelete:

@@ -13,6 +13,7 @@ const (
 	metricSubjects     = "baton_consumer_subjects"
 	metricSubjectChg   = "baton_consumer_subject_changes_total"
 	metricRecreations  = "baton_consumer_recreations_total"
+	metricResets       = "baton_consumer_resets_total"
 	metricIterRestarts = "baton_consumer_iterator_restarts_total"
 	metricHBMissed     = "baton_consumer_heartbeats_missed_total"
 	metricGaps         = "baton_consumer_delivery_gaps_total"
@@ -38,6 +39,7 @@ type metrics struct {
 	subjects         prometheus.Gauge
 	changes          *prometheus.CounterVec
 	recreations      prometheus.Counter
+	resets           prometheus.Counter
 	iteratorRestarts prometheus.Counter
 	heartbeatsMissed prometheus.Counter
 	deliveryGaps     prometheus.Counter
@@ -62,9 +64,11 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricUpdates, Help: "Consumer filter reconciliations by result (success, failure, noop).", ConstLabels: l}, []string{"result"}),
 		updateSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: metricUpdateSecs, Help: "Time to apply an assignment to the consumer.",
 			ConstLabels: l, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		subjects:         prometheus.NewGauge(prometheus.GaugeOpts{Name: metricSubjects, Help: "Filter subjects on the consumer now.", ConstLabels: l}),
-		changes:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricSubjectChg, Help: "Filter subjects added and removed.", ConstLabels: l}, []string{"type"}),
-		recreations:      prometheus.NewCounter(prometheus.CounterOpts{Name: metricRecreations, Help: "Consumers recreated after they disappeared.", ConstLabels: l}),
+		subjects:    prometheus.NewGauge(prometheus.GaugeOpts{Name: metricSubjects, Help: "Filter subjects on the consumer now.", ConstLabels: l}),
+		changes:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricSubjectChg, Help: "Filter subjects added and removed.", ConstLabels: l}, []string{"type"}),
+		recreations: prometheus.NewCounter(prometheus.CounterOpts{Name: metricRecreations, Help: "Consumers recreated after they disappeared.", ConstLabels: l}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{Name: metricResets,
+			Help: "WorkQueue consumers reset to the stream's start before subjects were added (their backlog kept above the ack floor).", ConstLabels: l}),
 		iteratorRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: metricIterRestarts, Help: "Pull iterators restarted.", ConstLabels: l}),
 		heartbeatsMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: metricHBMissed, Help: "Pull idle heartbeats missed (client stalls).", ConstLabels: l}),
 		deliveryGaps:     prometheus.NewCounter(prometheus.CounterOpts{Name: metricGaps, Help: "Gaps in the consumer's delivery sequence (deliveries lost on their way; partitions read again).", ConstLabels: l}),
@@ -90,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, worker string) *metrics {
 		stuck: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricStuck,
 			Help: "Partitions that stayed in a transitional phase longer than the stuck threshold, by phase; their step is retried.", ConstLabels: l}, []string{"phase"}),
 	}
-	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations,
+	m.collectors = []prometheus.Collector{m.updates, m.updateSeconds, m.subjects, m.changes, m.recreations, m.resets,
 		m.iteratorRestarts, m.heartbeatsMissed, m.deliveryGaps, m.phaseSeconds, m.duplicates, m.messages, m.handlerSeconds,
 		m.catchupReads, m.staleReads, m.checkpoints, m.fenced, m.fencedNow, m.pending, m.cleanups, m.stuck}
 	if reg != nil {

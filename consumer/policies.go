@@ -19,6 +19,11 @@ func settlePolicy() retry.Policy {
 	return retry.Policy{Initial: 20 * time.Millisecond, Max: time.Second, Attempts: 5}
 }
 
+// ackAttemptTimeout bounds one attempt of a confirmed ack. A consumer leader
+// answers in milliseconds; one that does not answer within this is an
+// unknown outcome (fact 24) and the ack is sent again.
+const ackAttemptTimeout = time.Second
+
 // readPolicy bounds one catch-up read of a subject; the core reads again
 // after a back-off when it gives up.
 func readPolicy() retry.Policy {

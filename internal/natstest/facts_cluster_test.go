@@ -433,3 +433,64 @@ func TestFact_ClusterDoubleAckAnsweredOnlyOnceCommitted(t *testing.T) {
 	waitFor(t, "a2 removed after a nil DoubleAck and a leader change", func() error { return gone(nc, "S", a2) })
 	fetchNone(t, cons)
 }
+
+// (26) On a WorkQueue stream, a consumer's ack floor passes over the
+// messages of subjects it does not cover; once a subject is added to its
+// filter, the server takes the subject's messages at or below that floor for
+// acked by it and removes them the next time it checks the consumer's
+// interest state: when the consumer gets a new leader (and when the stream
+// does, and every two minutes on the stream leader). A new owner covering a
+// partition whose backlog lies behind its consumer's ack floor loses the
+// part of it that its catch-up has not read yet. Resetting the consumer to
+// the stream's start while it is paused, before adding the subject, puts the
+// floor below every stored message: the backlog then survives the check and
+// the consumer delivers it itself (fact 15).
+func TestFact_ClusterWorkQueueAddedSubjectBelowAckFloorRemoved(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3)
+	nc, js := Connect(t, c.URL())
+	st := c.CreateStream(t, js, "S", jetstream.WorkQueuePolicy, "p.>")
+	cons, _ := upsert(t, st, consumerConfig("w", 2*time.Second, "p.a"))
+	// b1 and c1 are nobody's; the consumer's floor passes them.
+	a1, b1, c1, a2 := pub(t, js, "p.a"), pub(t, js, "p.b"), pub(t, js, "p.c"), pub(t, js, "p.a")
+	got := fetchThrough(t, cons, 2)
+	wantSeqs(t, "p.a", seqs(t, got), []uint64{a1, a2})
+	ackSync(t, got...)
+	if ci := infoFrom(t, cons); ci.AckFloor.Stream != a2 {
+		t.Fatalf("ack floor %s, want %d", cursor(ci), a2)
+	}
+
+	// Adding p.b: b1 is below the floor, and a new consumer leader
+	// removes it.
+	cons, _ = upsert(t, st, consumerConfig("w", 2*time.Second, "p.a", "p.b"))
+	if !inStream(t, st, b1) {
+		t.Fatalf("b1 removed by the filter update alone")
+	}
+	c.MoveConsumerLeader(t, nc, "S", "w", c.Others(c.ConsumerLeader(t, "S", "w"))[0])
+	eventually(t, "b1 removed once the consumer has a new leader", func() (bool, string) {
+		return !inStream(t, st, b1), "b1 still stored"
+	})
+
+	// Adding p.c the other way: paused, reset to the start, then the
+	// update, then resumed. Two leader changes later c1 is still there and
+	// delivered.
+	if _, err := st.PauseConsumer(testCtx(t), "w", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ResetConsumerToSequence(testCtx(t), "w", 1); err != nil {
+		t.Fatal(err)
+	}
+	cons, _ = upsert(t, st, consumerConfig("w", 2*time.Second, "p.a", "p.b", "p.c"))
+	for range 2 {
+		c.MoveConsumerLeader(t, nc, "S", "w", c.Others(c.ConsumerLeader(t, "S", "w"))[0])
+	}
+	if _, err := st.ResumeConsumer(testCtx(t), "w"); err != nil {
+		t.Fatal(err)
+	}
+	if !inStream(t, st, c1) {
+		t.Fatalf("c1 removed although the consumer was reset before p.c was added")
+	}
+	again := fetchThrough(t, cons, 1)
+	wantSeqs(t, "after the reset and two leader changes", seqs(t, again), []uint64{c1})
+	ackSync(t, again...)
+}
