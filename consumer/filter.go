@@ -272,6 +272,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 	} else {
 		if a.retention == jetstream.WorkQueuePolicy && adds(have, want) {
 			if err := m.lowerFloor(ctx, name); err != nil {
+				m.info = nil // read it back next time: it may be gone
 				return false, err
 			}
 		}
