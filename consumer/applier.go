@@ -82,13 +82,17 @@ type Applier struct {
 	status      atomic.Pointer[core.Status]
 	consumerErr atomic.Pointer[error]
 
-	started   atomic.Bool
-	closing   chan struct{} // closed by Close: leave, then stop
-	emptyCh   chan struct{} // closed once the graceful leave is finished
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	started atomic.Bool
+	closing chan struct{} // closed by Close: leave, then stop
+	// janitorNow asks the janitor to look at once (buffer 1): a WorkQueue
+	// cover refused as overlapping that the partitions' own cleans did
+	// not fix.
+	janitorNow chan struct{}
+	emptyCh    chan struct{} // closed once the graceful leave is finished
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // ErrStuck is reported (Health, Ready) while a partition has stayed in a
@@ -145,7 +149,7 @@ func New(ctx context.Context, worker fsm.WorkerID, coord Coordinator, js jetstre
 		msgs:    make(chan *core.Delivery, o.batch),
 		results: make(chan result, o.concurrency),
 		jobs:    make(chan *job, o.concurrency),
-		closing: make(chan struct{}), emptyCh: make(chan struct{}),
+		closing: make(chan struct{}), emptyCh: make(chan struct{}), janitorNow: make(chan struct{}, 1),
 	}
 	a.metrics = newMetrics(o.registerer, string(worker))
 	a.reader = newStreamReader(js, stream, info.Config.AllowDirect, o.catchupWindow, a.metrics.staleReads.Inc)

@@ -206,21 +206,43 @@ func (a *Applier) janitor(ctx context.Context, inc fsm.Incarnation) {
 		if live[name] {
 			continue
 		}
-		c, err := a.stream.Consumer(ctx, name)
-		if err != nil {
-			continue
+		// Each consumer bounded: one without a leader (a NATS node down)
+		// must not hold up the others for the run's whole minute.
+		cctx, cancel := context.WithTimeout(ctx, janitorPerConsumer)
+		a.janitorClean(cctx, name, needed[name])
+		cancel()
+	}
+}
+
+// janitorPerConsumer bounds the janitor's work on one consumer.
+const janitorPerConsumer = 10 * time.Second
+
+// janitorClean removes from a gone incarnation's consumer every subject
+// not in needed.
+func (a *Applier) janitorClean(ctx context.Context, name string, needed []string) {
+	c, err := a.stream.Consumer(ctx, name)
+	if err != nil {
+		return
+	}
+	var drop []string
+	for _, s := range c.CachedInfo().Config.FilterSubjects {
+		if !slices.Contains(needed, s) {
+			drop = append(drop, s)
 		}
-		var drop []string
-		for _, s := range c.CachedInfo().Config.FilterSubjects {
-			if !slices.Contains(needed[name], s) {
-				drop = append(drop, s)
-			}
+	}
+	if len(drop) > 0 {
+		if err := a.removeSubjects(ctx, name, drop); err != nil {
+			a.log.Warn("janitor", "consumer", name, "err", err)
 		}
-		if len(drop) > 0 {
-			if err := a.removeSubjects(ctx, name, drop); err != nil {
-				a.log.Warn("janitor", "consumer", name, "err", err)
-			}
-		}
+	}
+}
+
+// pokeJanitor asks the janitor to look now; a look already asked for
+// covers this one.
+func (a *Applier) pokeJanitor() {
+	select {
+	case a.janitorNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -230,7 +252,8 @@ func (a *Applier) janitor(ctx context.Context, inc fsm.Incarnation) {
 const janitorFirst = 10 * time.Second
 
 // janitorLoop runs the janitor beside the loop: once janitorFirst (or one
-// interval, if shorter) after start, then every opts.janitorEvery.
+// interval, if shorter) after start, then every opts.janitorEvery, and
+// whenever poked.
 func (a *Applier) janitorLoop(ctx context.Context) {
 	t := time.NewTimer(min(janitorFirst, a.opts.janitorEvery))
 	defer t.Stop()
@@ -241,6 +264,8 @@ func (a *Applier) janitorLoop(ctx context.Context) {
 		case <-t.C:
 			a.janitor(ctx, a.inc())
 			t.Reset(a.opts.janitorEvery)
+		case <-a.janitorNow:
+			a.janitor(ctx, a.inc())
 		}
 	}
 }

@@ -36,9 +36,11 @@ type filterManager struct {
 	trouble chan error
 
 	// Owned by run.
-	inc     fsm.Incarnation
-	exists  bool
-	paused  bool
+	inc    fsm.Incarnation
+	exists bool
+	paused bool
+	// gone: the consumer was found deleted and is not made again yet.
+	gone    bool
 	cons    jetstream.Consumer
 	info    *jetstream.ConsumerInfo // as the last read or update returned it
 	last    time.Time
@@ -155,7 +157,7 @@ func (m *filterManager) run(ctx context.Context) {
 		}
 		if err != nil {
 			m.a.log.Warn("consumer update", "class", classify(err), "err", err)
-			err = markOverlap(err)
+			err = m.a.updateFailed(err)
 			m.a.metrics.updates.WithLabelValues("failure").Inc()
 		} else {
 			applied = sf
@@ -222,7 +224,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		// A new incarnation: the previous one's consumer is left to the
 		// next owners of its partitions (and the janitor).
 		m.stopPull()
-		m.inc, m.exists, m.paused, m.cons, m.info = sf.Inc, false, false, nil, nil
+		m.inc, m.exists, m.paused, m.cons, m.info, m.gone = sf.Inc, false, false, nil, nil, false
 	}
 	name := consumerName(a.opts.prefix, a.worker, sf.Inc)
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -232,7 +234,6 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		return false, m.toEmpty(ctx, name)
 	}
 	info := m.info
-	lost := false
 	if m.exists && (info == nil || sf.Verify) {
 		// Read the consumer back: on a Verify (a stuck phase, pull-loop
 		// trouble) or when nothing is cached. Otherwise the configuration
@@ -241,10 +242,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		c, err := a.stream.Consumer(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
-			a.metrics.recreations.Inc()
-			m.stopPull()
-			m.exists, m.info, lost = false, nil, true
+			m.lost(name)
 		case err != nil:
 			return false, fmt.Errorf("read consumer %s: %w", name, err)
 		default:
@@ -253,14 +251,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		}
 	}
 	if !m.exists {
-		if err := m.create(ctx, name, want); err != nil {
-			if lost {
-				// Still lost: the next attempt must know it.
-				m.exists = true
-			}
-			return false, err
-		}
-		return lost, nil
+		return m.makeAgain(ctx, name, want)
 	}
 	have := slices.Clone(info.Config.FilterSubjects)
 	if info.Config.FilterSubject != "" {
@@ -280,15 +271,8 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		cfg.FilterSubject, cfg.FilterSubjects = "", want
 		c, err := a.stream.UpdateConsumer(ctx, cfg)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			a.log.Warn("consumer disappeared; recreating it", "consumer", name)
-			a.metrics.recreations.Inc()
-			m.stopPull()
-			m.exists, m.info = false, nil
-			if err := m.create(ctx, name, want); err != nil {
-				m.exists = true // still lost: the next attempt must know it
-				return false, err
-			}
-			return true, nil
+			m.lost(name)
+			return m.makeAgain(ctx, name, want)
 		}
 		if err != nil {
 			m.info = nil
@@ -308,6 +292,38 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 	a.setConsumerErr(nil)
 	return false, nil
 }
+
+// lost notes that the consumer is gone: it is made again, and the core told
+// so, by the next makeAgain that succeeds.
+func (m *filterManager) lost(name string) {
+	if !m.gone {
+		m.a.log.Warn("consumer disappeared; recreating it", "consumer", name)
+		m.a.metrics.recreations.Inc()
+	}
+	m.stopPull()
+	m.exists, m.info, m.gone = false, nil, true
+}
+
+// makeAgain creates the consumer (the first time, or again after it was
+// lost); recreated says it had been lost, so that the core makes every
+// partition read again from what it processed.
+func (m *filterManager) makeAgain(ctx context.Context, name string, want []string) (recreated bool, err error) {
+	if !m.a.leaseHolds() {
+		// Fenced: the partitions may be someone else's by now, and a
+		// consumer made again with their subjects would refuse their new
+		// owner's cover (WorkQueue) or keep their messages (Interest).
+		// Made once the session is renewed; a new incarnation has its own.
+		return false, errFencedNoCreate
+	}
+	if err := m.create(ctx, name, want); err != nil {
+		return false, err
+	}
+	recreated, m.gone = m.gone, false
+	return recreated, nil
+}
+
+// errFencedNoCreate: the consumer is not made while the lease has run out.
+var errFencedNoCreate = errors.New("consumer: fenced; the consumer is made again once the session is renewed")
 
 // lowerFloor readies a WorkQueue consumer for new subjects: paused, then
 // reset to the stream's start (fact 26). Its ack floor passes over the
@@ -543,6 +559,19 @@ func (a *Applier) escalate(ctx context.Context, err error, failures int, trouble
 	case <-ctx.Done():
 	}
 	return true
+}
+
+// updateFailed is what a failed consumer update means beyond itself. A
+// WorkQueue refusal of an overlapping filter is marked for the core, which
+// cleans the partitions' gone lingerers again, and pokes the janitor: a gone
+// incarnation's consumer that no partition lists any more (its late update
+// landed after the next owner activated) is only the janitor's to find.
+func (a *Applier) updateFailed(err error) error {
+	err = markOverlap(err)
+	if errors.Is(err, core.ErrOverlap) {
+		a.pokeJanitor()
+	}
+	return err
 }
 
 // markOverlap marks a WorkQueue stream's refusal of an overlapping filter

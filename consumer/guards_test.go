@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,6 +295,54 @@ func TestSelfFencing(t *testing.T) {
 	if n := handled(); n != atFence {
 		t.Fatalf("fenced worker handled %d more messages", n-atFence)
 	}
+	stop()
+	e.waitHandled()
+}
+
+// TestSelfFencing_ConsumerNotMadeAgainWhileFenced: a fenced worker whose
+// consumer is deleted (by the next owner's clean, once its session has
+// expired) does not make it again with its old subjects: on a WorkQueue
+// stream that would refuse the next owner's cover, on Interest it would
+// keep messages nobody reads. Once its session is renewed it makes the
+// consumer again (or a new incarnation makes its own) and goes on.
+func TestSelfFencing_ConsumerNotMadeAgainWhileFenced(t *testing.T) {
+	e := newEnv(t, jetstream.WorkQueuePolicy, 4)
+	hc := &hookCoord{Client: e.client}
+	a := e.startWorkerWith("w1", hc, e.rec.handler("w1"))
+	e.waitSettled()
+	stop := e.publisher(context.Background(), 5*time.Millisecond)
+	defer stop()
+	var name string
+	for _, n := range e.consumerNames(t) {
+		if strings.Contains(n, "_w1_") {
+			name = n
+		}
+	}
+	hc.failHeartbeats.Store(true)
+	testcluster.Eventually(t, "w1 fences itself", func() error {
+		if err := a.Health(); !errors.Is(err, ErrFenced) {
+			return fmt.Errorf("health %v", err)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testcluster.Timeout)
+	defer cancel()
+	if err := e.js.DeleteConsumer(ctx, e.stream, name); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, "w1 refuses to make its consumer again while fenced", func() error {
+		if s := a.status.Load(); !errors.Is(s.FilterErr, errFencedNoCreate) {
+			return fmt.Errorf("filter error %v", s.FilterErr)
+		}
+		return nil
+	})
+	if _, err := e.consumerInfo(name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("consumer %s while w1 is fenced: %v", name, err)
+	}
+	// Back in touch: renewed (the consumer is made again) or, if the
+	// session expired meanwhile, a new incarnation with its own consumer.
+	hc.failHeartbeats.Store(false)
+	e.waitSettled()
 	stop()
 	e.waitHandled()
 }

@@ -177,6 +177,34 @@ func TestMarkOverlap(t *testing.T) {
 	}
 }
 
+// A refused overlapping filter also asks the janitor to look at once (a gone
+// incarnation's consumer no partition lists is only its to find); other
+// failures do not.
+func TestUpdateFailed_OverlapPokesTheJanitor(t *testing.T) {
+	a := &Applier{janitorNow: make(chan struct{}, 1)}
+	poked := func() bool {
+		select {
+		case <-a.janitorNow:
+			return true
+		default:
+			return false
+		}
+	}
+	if err := a.updateFailed(context.DeadlineExceeded); err != context.DeadlineExceeded || poked() {
+		t.Fatalf("a time-out: %v, or the janitor poked", err)
+	}
+	wq := &jetstream.APIError{Code: 400, ErrorCode: errCodeWQNotUnique}
+	if err := a.updateFailed(wq); !errors.Is(err, core.ErrOverlap) || !poked() {
+		t.Fatalf("an overlap: %v, janitor not poked", err)
+	}
+	// Pokes coalesce: one pending look covers the next.
+	_ = a.updateFailed(wq)
+	_ = a.updateFailed(wq)
+	if !poked() || poked() {
+		t.Fatal("two overlaps should leave exactly one look pending")
+	}
+}
+
 // A gone worker's consumer that the server fails to update (500) is deleted
 // instead, except on an Interest stream, where its subjects may be what keeps
 // messages stored; other failures are retried as updates.
