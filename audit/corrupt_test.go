@@ -75,7 +75,7 @@ func storedEntries(tx *bbolt.Tx) ([]storedEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []*bbolt.Bucket{bs.events, bs.part, bs.work, bs.hand, bs.typ, bs.time, bs.ckpt, bs.refs, bs.held, bs.info} {
+	for _, b := range []*bbolt.Bucket{bs.events, bs.cev, bs.part, bs.work, bs.hand, bs.typ, bs.time, bs.ckpt, bs.refs, bs.held, bs.info} {
 		if err := add(b); err != nil {
 			return nil, err
 		}
