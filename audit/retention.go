@@ -71,6 +71,9 @@ func (w *writer) trimPlan() ([]stored, fsm.RaftIndex, error) {
 	if w.tail > uint64(cfg.MaxEvents+cfg.countSlack()) {
 		need = int(w.tail) - cfg.MaxEvents
 	}
+	if need == 0 && cfg.MaxAge == 0 {
+		return nil, 0, nil // the usual case, after every raft index
+	}
 	_, lastK := firstLast(w.bs)
 	if lastK == nil {
 		return nil, 0, nil
