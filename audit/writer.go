@@ -220,15 +220,17 @@ func (w *writer) remove(key []byte) error {
 // caller's), which must be stored; while snapshots are open it moves to the
 // held bucket. Counters are the caller's.
 func (w *writer) removeCheckpoint(key []byte) error {
-	enc := w.bs.cev.Get(key)
-	if enc == nil {
+	// One seek for the check, the held copy and the delete.
+	c := w.bs.cev.Cursor()
+	k, enc := c.Seek(key)
+	if !bytes.Equal(k, key) {
 		return fmt.Errorf("%w: checkpoint %x is not stored", ErrCorrupt, key)
 	}
 	if w.hold {
 		enc = bytes.Clone(enc)
 	}
 	w.dirty = true
-	if err := w.bs.cev.Delete(key); err != nil {
+	if err := c.Delete(); err != nil {
 		return err
 	}
 	return w.holdDeleted(key, enc)
