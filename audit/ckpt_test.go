@@ -79,17 +79,16 @@ func indexModel(events []fsm.Event, q Query, maxScan int) []Page {
 	}
 }
 
-// checkpointLog returns a log holding a checkpoint-heavy history (every
-// partition's latest checkpoint among the other events) and the events it
-// retains.
-func checkpointLog(tb testing.TB, maxScan int) (*Log, []fsm.Event) {
+// checkpointLog returns a log holding events (a checkpoint-heavy history:
+// every partition's latest checkpoint among the other events) and the events
+// it retains.
+func checkpointLog(tb testing.TB, events []fsm.Event, maxScan int) (*Log, []fsm.Event) {
 	tb.Helper()
-	e := workload(tb, 61, 500)
 	cfg := testConfig(1_000_000)
 	cfg.MaxScan = maxScan
 	l := openLog(tb, cfg)
-	appendAll(tb, l, groups(e.Events))
-	return l, compacted(e.Events)
+	appendAll(tb, l, groups(events))
+	return l, compacted(events)
 }
 
 // TestCheckpointRecordsMergeIntoEveryPlan: queries of every plan, in both
@@ -100,7 +99,8 @@ func checkpointLog(tb testing.TB, maxScan int) (*Log, []fsm.Event) {
 // differently, fails here.
 func TestCheckpointRecordsMergeIntoEveryPlan(t *testing.T) {
 	t.Parallel()
-	_, want := checkpointLog(t, 1)
+	events := workload(t, 61, 350).Events
+	want := compacted(events)
 	// Pick the history's checkpoints worth asking about: the newest event
 	// overall is a checkpoint, some partition's checkpoint is its only event
 	// in an index range, and a worker with checkpoints.
@@ -155,16 +155,16 @@ func TestCheckpointRecordsMergeIntoEveryPlan(t *testing.T) {
 		{"unknown partition", Query{Partition: "nope"}},
 	}
 	logs := map[int]*Log{}
-	for _, scan := range []int{1, 3, 50_000} {
-		logs[scan], _ = checkpointLog(t, scan)
+	for _, scan := range []int{1, 2, 50_000} {
+		logs[scan], _ = checkpointLog(t, events, scan)
 	}
 	for _, tt := range queries {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, scan := range []int{1, 3, 50_000} {
+			for _, scan := range []int{1, 2, 50_000} {
 				for _, desc := range []bool{false, true} {
 					for _, limit := range []int{1, 2, 0} {
-						if scan == 1 && limit != 0 {
-							continue // the scan bound cuts every page anyway
+						if scan < 10 && limit != 0 && (scan == 1 || limit != 1) {
+							continue // the scan bound cuts most pages anyway
 						}
 						q := tt.q
 						q.Desc, q.Limit = desc, limit
