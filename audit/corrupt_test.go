@@ -75,7 +75,7 @@ func storedEntries(tx *bbolt.Tx) ([]storedEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range []*bbolt.Bucket{bs.events, bs.part, bs.work, bs.hand, bs.typ, bs.time, bs.ckpt, bs.refs, bs.held, bs.info} {
+	for _, b := range []*bbolt.Bucket{bs.events, bs.cev, bs.part, bs.work, bs.hand, bs.typ, bs.time, bs.ckpt, bs.refs, bs.held, bs.info} {
 		if err := add(b); err != nil {
 			return nil, err
 		}
@@ -319,6 +319,42 @@ func TestCorruptStoredLog(t *testing.T) {
 				return l.Append([]fsm.Event{{Meta: fsm.Meta{Index: l.LastIndex() + 1},
 					Body: fsm.Checkpointed{Partition: fsm.PartitionID(p), Worker: "w1", Epoch: 1, Seq: 1 << 40}}})
 			}},
+		// Version 2's checkpoint records: read through the pointer by a
+		// partition query, and as events by every walk of the log.
+		{"a checkpoint pointer at a key with no record",
+			func(bs *buckets) error {
+				p, _ := some(bs.ckpt)
+				return bs.ckpt.Put(bytes.Clone(p), evKey(1<<40, 0))
+			},
+			func(l *Log) error {
+				p, err := firstCheckpointed(l)
+				if err != nil {
+					return err
+				}
+				_, err = l.Query(ctxT(t), Query{Partition: p})
+				return err
+			}},
+		{"a checkpoint record holding another event",
+			func(bs *buckets) error {
+				k, _ := some(bs.cev)
+				idx, seq := splitKey(k)
+				return bs.cev.Put(bytes.Clone(k), fsm.EncodeEvent(fsm.Event{Meta: fsm.Meta{Index: idx, Seq: seq},
+					Body: fsm.RebalanceSet{Paused: true}}))
+			},
+			func(l *Log) error { _, err := l.Query(ctxT(t), Query{Limit: MaxLimit}); return err }},
+		{"a record that is also an index entry",
+			func(bs *buckets) error {
+				p, key := some(bs.ckpt)
+				return bs.part.Put(append(partitionPrefix(fsm.PartitionID(p)), key...), []byte{})
+			},
+			func(l *Log) error {
+				p, err := firstCheckpointed(l)
+				if err != nil {
+					return err
+				}
+				_, err = l.Query(ctxT(t), Query{Partition: p})
+				return err
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -356,6 +392,20 @@ func TestCorruptStoredLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// firstCheckpointed returns the first partition with a checkpoint record.
+func firstCheckpointed(l *Log) (fsm.PartitionID, error) {
+	var p fsm.PartitionID
+	err := l.db.View(func(tx *bbolt.Tx) error {
+		bs, _, err := openCurrent(tx)
+		if err == nil {
+			k, _ := bs.ckpt.Cursor().First()
+			p = fsm.PartitionID(k)
+		}
+		return err
+	})
+	return p, err
 }
 
 // TestWriteToDamagedGeneration: WriteTo reported a generation pointer that is

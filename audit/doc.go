@@ -5,9 +5,10 @@
 //
 // The events are the audit trail (invariant 5: folding them gives the live
 // state). The log keeps every event except superseded checkpoints (only the
-// latest fsm.Checkpointed per partition stays) and, once retention trims, the
-// oldest events, which it folds into a base state first; events that explain
-// the base state stay as reference records. Replay rebuilds the live state's
+// latest fsm.Checkpointed per partition stays, as a record replaced by the
+// next one and merged back into query results) and, once retention trims,
+// the oldest events, which it folds into a base state first; events that
+// explain the base state stay as reference records. Replay rebuilds the live state's
 // content from the base state and the retained events.
 //
 // # Usage sketch

@@ -19,13 +19,14 @@ var (
 	keyVersion = []byte("version")
 	keyGen     = []byte("gen")
 
-	bEvents    = []byte("ev")   // key(index, seq) -> fsm.EncodeEvent
+	bEvents    = []byte("ev")   // key(index, seq) -> fsm.EncodeEvent, every event but the latest checkpoints
+	bCkptEv    = []byte("cev")  // key(index, seq) -> fsm.EncodeEvent of a partition's latest Checkpointed above the base
 	bPartition = []byte("part") // partition 0x00 key -> ""
 	bWorker    = []byte("work") // worker 0x00 key -> ""
 	bHandoff   = []byte("hand") // handoff(8) key -> ""
 	bType      = []byte("type") // type(1) key -> ""
 	bTime      = []byte("time") // flipped time(8) key -> ""
-	bCkpt      = []byte("ckpt") // partition -> key of its latest Checkpointed above the base
+	bCkpt      = []byte("ckpt") // partition -> key of its latest Checkpointed above the base (in cev)
 	bRefs      = []byte("refs") // key -> {1}: reference records at or below the base index
 	bHeld      = []byte("held") // key -> clock(8) event: deletions kept for open snapshots
 	bInfo      = []byte("info") // the keys below
@@ -36,11 +37,13 @@ var (
 	infoRefs  = []byte("refs")  // reference records (8)
 	infoClock = []byte("clock") // committed changing transactions (8)
 
-	subBuckets = [][]byte{bEvents, bPartition, bWorker, bHandoff, bType, bTime, bCkpt, bRefs, bHeld, bInfo}
+	subBuckets = [][]byte{bEvents, bCkptEv, bPartition, bWorker, bHandoff, bType, bTime, bCkpt, bRefs, bHeld, bInfo}
 )
 
-// formatVersion is the on-disk layout version in the root bucket.
-const formatVersion = 1
+// formatVersion is the on-disk layout version in the root bucket. Version 1
+// kept the latest checkpoints in ev with their index entries; 2 keeps them in
+// cev, unindexed. Open refuses any other version.
+const formatVersion = 2
 
 // keyLen is the length of an event key: raft index (8, big endian) then the
 // event's seq within its entry (4, big endian), so keys sort in log order.
@@ -128,9 +131,9 @@ func indexEntries(ev fsm.Event, key []byte) []indexEntry {
 
 // buckets are the sub-buckets of one generation, opened in one transaction.
 type buckets struct {
-	gen                                                   *bbolt.Bucket
-	events, part, work, hand, typ, time, ckpt, refs, held *bbolt.Bucket
-	info                                                  *bbolt.Bucket
+	gen                                                        *bbolt.Bucket
+	events, cev, part, work, hand, typ, time, ckpt, refs, held *bbolt.Bucket
+	info                                                       *bbolt.Bucket
 }
 
 func (bs *buckets) byName(name []byte) *bbolt.Bucket {
@@ -179,7 +182,7 @@ func openGen(tx *bbolt.Tx, gen uint64) (*buckets, error) {
 		return nil, fmt.Errorf("%w: generation %d missing", ErrCorrupt, gen)
 	}
 	bs := &buckets{gen: g}
-	ptrs := []**bbolt.Bucket{&bs.events, &bs.part, &bs.work, &bs.hand, &bs.typ, &bs.time, &bs.ckpt, &bs.refs, &bs.held, &bs.info}
+	ptrs := []**bbolt.Bucket{&bs.events, &bs.cev, &bs.part, &bs.work, &bs.hand, &bs.typ, &bs.time, &bs.ckpt, &bs.refs, &bs.held, &bs.info}
 	for i, name := range subBuckets {
 		*ptrs[i] = g.Bucket(name)
 		if *ptrs[i] == nil {

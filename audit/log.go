@@ -103,8 +103,14 @@ func (l *Log) init(tx *bbolt.Tx) error {
 		if err := root.Put(keyVersion, u64(formatVersion)); err != nil {
 			return err
 		}
-	} else if n, err := getU64(root, keyVersion); err != nil || n != formatVersion {
-		return fmt.Errorf("%w: unknown format version %x", ErrCorrupt, v)
+	} else if n, err := getU64(root, keyVersion); err != nil {
+		return fmt.Errorf("%w: unreadable format version %x", ErrCorrupt, v)
+	} else if n != formatVersion {
+		// Another build's layout (version 1 kept checkpoints among the
+		// indexed events): refuse it rather than misread it. raftnode
+		// removes the file at start, so this is a tool or test opening an
+		// old file.
+		return fmt.Errorf("%w: format version %d, this build reads version %d only", ErrCorrupt, n, formatVersion)
 	}
 	if root.Get(keyGen) == nil {
 		if err := createGen(tx, 1); err != nil {

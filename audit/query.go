@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 
 	"go.etcd.io/bbolt"
 
@@ -212,19 +213,199 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	return page, nil
 }
 
-func (l *Log) scan(ctx context.Context, bs *buckets, q *Query) (Page, error) {
-	p := q.plan()
-	c := bs.byName(p.bucket).Cursor()
-	inRange := func(k []byte) bool {
-		return k != nil && bytes.Compare(k, p.lo) >= 0 && bytes.Compare(k, p.hi) <= 0
+// source is one key-ordered stream a scan visits, in the query's direction:
+// the entries of the plan's index bucket, or the checkpoint records the plan
+// covers (which have no index entries), both as keys of the plan's bucket.
+type source struct {
+	// k is the current entry's key under the plan, nil at the end of the
+	// range; v is the event if the source holds it (nil: fetch it from the
+	// events bucket).
+	k, v []byte
+	next func() (k, v []byte)
+	// ckpt: the entries are checkpoint records.
+	ckpt bool
+}
+
+func (s *source) advance() { s.k, s.v = s.next() }
+
+// indexSource visits the plan's bucket (an index, or the events bucket for
+// the primary plan) from the query's start position to the end of its range.
+func (p plan) indexSource(b *bbolt.Bucket, q *Query) *source {
+	c := b.Cursor()
+	holdsEvents := bytes.Equal(p.bucket, bEvents) || bytes.Equal(p.bucket, bCkptEv)
+	clip := func(k, v []byte) ([]byte, []byte) {
+		if k == nil || bytes.Compare(k, p.lo) < 0 || bytes.Compare(k, p.hi) > 0 {
+			return nil, nil
+		}
+		if !holdsEvents {
+			v = nil
+		}
+		return k, v
 	}
 	step := c.Next
 	if q.Desc {
 		step = c.Prev
 	}
-	k := p.start(c, q)
+	s := &source{next: func() ([]byte, []byte) { return clip(step()) }}
+	s.k, s.v = clip(p.start(c, q))
+	return s
+}
+
+// ckptSource visits the checkpoint records the plan covers, in its order:
+// none for a handoff plan or a type plan of another type; the partition's one
+// record for a partition plan; the records in key order, straight from the
+// cev bucket, for the primary plan and a checkpoint type plan; and for worker
+// and time plans a sorted list of the matching records, built by reading
+// every record (queries are off the hot path; the partitions bound the
+// records).
+func (p plan) ckptSource(bs *buckets, q *Query) (*source, error) {
+	none := &source{next: func() ([]byte, []byte) { return nil, nil }, ckpt: true}
+	switch {
+	case bytes.Equal(p.bucket, bHandoff):
+		return none, nil
+	case bytes.Equal(p.bucket, bType) && !bytes.Equal(p.prefix, typePrefix(fsm.EvCheckpointed)):
+		return none, nil
+	case bytes.Equal(p.bucket, bEvents), bytes.Equal(p.bucket, bType):
+		return p.cevSource(bs.cev, q), nil
+	}
+	var recs []ckptRec
+	if bytes.Equal(p.bucket, bPartition) {
+		r, ok, err := checkpointOf(bs, q.Partition)
+		if err != nil || !ok {
+			return none, err
+		}
+		recs = append(recs, r)
+	} else if err := bs.cev.ForEach(func(k, v []byte) error {
+		ev, err := decodeCheckpoint(k, v)
+		if err != nil {
+			return err
+		}
+		if p.timed || slices.Contains(ev.Workers(), q.Worker) {
+			recs = append(recs, ckptRec{ev: ev, v: v})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	items := make([]ckptRec, 0, len(recs))
+	for _, r := range recs {
+		key := evKey(r.ev.Index, r.ev.Seq)
+		if p.timed {
+			r.k = append(timePrefix(r.ev.Time), key...)
+		} else {
+			r.k = append(bytes.Clone(p.prefix), key...)
+		}
+		if bytes.Compare(r.k, p.lo) >= 0 && bytes.Compare(r.k, p.hi) <= 0 {
+			items = append(items, r)
+		}
+	}
+	slices.SortFunc(items, func(a, b ckptRec) int { return bytes.Compare(a.k, b.k) })
+	return p.listSource(items, q), nil
+}
+
+// ckptRec is a checkpoint record under a plan's key.
+type ckptRec struct {
+	k, v []byte
+	ev   fsm.Event
+}
+
+// listSource visits items (sorted, within the plan's range) from the query's
+// start position: the first key after q.After (or the first) ascending, the
+// last key before it (or the last) descending.
+func (p plan) listSource(items []ckptRec, q *Query) *source {
+	var i, step int
+	switch {
+	case !q.Desc && q.After != nil:
+		pos := p.position(*q.After)
+		i, step = sort.Search(len(items), func(i int) bool { return bytes.Compare(items[i].k, pos) > 0 }), 1
+	case !q.Desc:
+		i, step = 0, 1
+	case q.After != nil:
+		pos := p.position(*q.After)
+		i, step = sort.Search(len(items), func(i int) bool { return bytes.Compare(items[i].k, pos) >= 0 })-1, -1
+	default:
+		i, step = len(items)-1, -1
+	}
+	at := func() ([]byte, []byte) {
+		if i < 0 || i >= len(items) {
+			return nil, nil
+		}
+		return items[i].k, items[i].v
+	}
+	s := &source{ckpt: true, next: func() ([]byte, []byte) { i += step; return at() }}
+	s.k, s.v = at()
+	return s
+}
+
+// cevSource visits the cev bucket for the primary plan or the checkpoint type
+// plan: cev keys are event keys, the plan's keys are the plan's prefix and the
+// event key, in the same order.
+func (p plan) cevSource(b *bbolt.Bucket, q *Query) *source {
+	n := len(p.prefix)
+	bare := plan{bucket: bCkptEv, lo: p.lo[n:], hi: p.hi[n:]}
+	inner := bare.indexSource(b, q)
+	wrap := func(k, v []byte) ([]byte, []byte) {
+		if k == nil || n == 0 {
+			return k, v
+		}
+		return append(bytes.Clone(p.prefix), k...), v
+	}
+	s := &source{ckpt: true, next: func() ([]byte, []byte) { inner.advance(); return wrap(inner.k, inner.v) }}
+	s.k, s.v = wrap(inner.k, inner.v)
+	return s
+}
+
+// checkpointOf reads partition p's checkpoint record, if it has one.
+func checkpointOf(bs *buckets, p fsm.PartitionID) (ckptRec, bool, error) {
+	key := bs.ckpt.Get([]byte(p))
+	if key == nil {
+		return ckptRec{}, false, nil
+	}
+	if len(key) != keyLen {
+		return ckptRec{}, false, fmt.Errorf("%w: checkpoint of %s points at %x", ErrCorrupt, p, key)
+	}
+	v := bs.cev.Get(key)
+	if v == nil {
+		return ckptRec{}, false, fmt.Errorf("%w: checkpoint of %s points at %x, which is not stored", ErrCorrupt, p, key)
+	}
+	ev, err := decodeCheckpoint(key, v)
+	if err != nil {
+		return ckptRec{}, false, err
+	}
+	if got := ev.Body.(fsm.Checkpointed).Partition; got != p {
+		return ckptRec{}, false, fmt.Errorf("%w: checkpoint of %s points at one of %s", ErrCorrupt, p, got)
+	}
+	return ckptRec{ev: ev, v: v}, true, nil
+}
+
+// scan visits the plan's index entries and the checkpoint records it covers,
+// merged in the plan's order, and collects the matching events.
+func (l *Log) scan(ctx context.Context, bs *buckets, q *Query) (Page, error) {
+	p := q.plan()
+	a := p.indexSource(bs.byName(p.bucket), q)
+	b, err := p.ckptSource(bs, q)
+	if err != nil {
+		return Page{}, err
+	}
 	var page Page
-	for scanned := 0; inRange(k); k, _ = step() {
+	for scanned := 0; ; {
+		src := a
+		switch {
+		case a.k == nil && b.k == nil:
+			return page, nil
+		case a.k == nil:
+			src = b
+		case b.k != nil:
+			order := bytes.Compare(b.k, a.k)
+			if order == 0 {
+				return Page{}, fmt.Errorf("%w: %x is both an index entry and a checkpoint record", ErrCorrupt, a.k)
+			}
+			if (order < 0) != q.Desc {
+				src = b
+			}
+		}
+		k, v := src.k, src.v
+		src.advance()
 		scanned++
 		if scanned%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -235,44 +416,46 @@ func (l *Log) scan(ctx context.Context, bs *buckets, q *Query) (Page, error) {
 			continue // not this prefix's entry (defensive: ids cannot hold 0x00)
 		}
 		key := k[len(k)-keyLen:]
-		v := bs.events.Get(key)
 		if v == nil {
-			return Page{}, fmt.Errorf("%w: index %q entry %x has no event", ErrCorrupt, p.bucket, k)
+			if v = bs.events.Get(key); v == nil {
+				return Page{}, fmt.Errorf("%w: index %q entry %x has no event", ErrCorrupt, p.bucket, k)
+			}
 		}
-		ev, err := decodeStored(key, v)
+		decode := decodeStored
+		if src.ckpt {
+			decode = decodeCheckpoint
+		}
+		ev, err := decode(key, v)
 		if err != nil {
 			return Page{}, err
 		}
 		if q.matches(ev) {
 			page.Events = append(page.Events, ev)
 		}
-		if len(page.Events) == q.Limit || scanned == l.cfg.MaxScan {
-			pos := p.cursorAt(k)
-			if next, _ := step(); inRange(next) {
-				page.Next = pos
+		if len(page.Events) == q.Limit || scanned >= l.cfg.MaxScan {
+			if a.k != nil || b.k != nil {
+				page.Next = p.cursorAt(k)
 			}
-			break
+			return page, nil
 		}
 	}
-	return page, nil
 }
 
 // start positions c at the first entry to visit: the start of the range, or
 // the entry after q.After in the query's direction.
-func (p plan) start(c *bbolt.Cursor, q *Query) []byte {
+func (p plan) start(c *bbolt.Cursor, q *Query) ([]byte, []byte) {
 	if !q.Desc {
 		from := p.lo
 		if q.After != nil {
 			if pos := p.position(*q.After); bytes.Compare(pos, from) >= 0 {
-				k, _ := c.Seek(pos)
+				k, v := c.Seek(pos)
 				if bytes.Equal(k, pos) {
-					k, _ = c.Next()
+					k, v = c.Next()
 				}
-				return k
+				return k, v
 			}
 		}
-		k, _ := c.Seek(from)
-		return k
+		return c.Seek(from)
 	}
 	to, exclusive := p.hi, false
 	if q.After != nil {
@@ -280,14 +463,14 @@ func (p plan) start(c *bbolt.Cursor, q *Query) []byte {
 			to, exclusive = pos, true
 		}
 	}
-	k, _ := c.Seek(to) // the first key >= to
+	k, v := c.Seek(to) // the first key >= to
 	switch {
 	case k == nil:
-		k, _ = c.Last()
+		k, v = c.Last()
 	case bytes.Compare(k, to) > 0 || exclusive:
-		k, _ = c.Prev()
+		k, v = c.Prev()
 	}
-	return k
+	return k, v
 }
 
 func boolInt(b bool) int {

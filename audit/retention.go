@@ -41,16 +41,40 @@ func olderBy(t, newest int64, d uint64) bool {
 	return t < newest && uint64(newest)-uint64(t) > d
 }
 
+// stored is an event read back from the log, and where it is stored.
+type stored struct {
+	fsm.Event
+	// ckpt: a checkpoint record (cev bucket), not in the events bucket.
+	ckpt bool
+}
+
+// allEvents walks the stored events in key order: the events bucket and the
+// checkpoint records merged (m.src 1 is a checkpoint record).
+func allEvents(bs *buckets) *merged { return newMerged(bs.events.Cursor(), bs.cev.Cursor()) }
+
+// decodeAt decodes the entry m returned last, which src says where it is
+// stored.
+func decodeAt(m *merged, k, v []byte) (stored, error) {
+	if m.src == 1 {
+		ev, err := decodeCheckpoint(k, v)
+		return stored{ev, true}, err
+	}
+	ev, err := decodeStored(k, v)
+	return stored{Event: ev}, err
+}
+
 // trimPlan returns the whole raft indexes to trim, oldest first, and the last
 // of them; none if no bound is exceeded. It never includes the newest index.
-func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
+func (w *writer) trimPlan() ([]stored, fsm.RaftIndex, error) {
 	cfg := w.l.cfg
 	need := 0
 	if w.tail > uint64(cfg.MaxEvents+cfg.countSlack()) {
 		need = int(w.tail) - cfg.MaxEvents
 	}
-	c := w.bs.events.Cursor()
-	lastK, lastV := c.Last()
+	if need == 0 && cfg.MaxAge == 0 {
+		return nil, 0, nil // the usual case, after every raft index
+	}
+	_, lastK := firstLast(w.bs)
 	if lastK == nil {
 		return nil, 0, nil
 	}
@@ -58,16 +82,18 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	m := allEvents(w.bs)
 	var newest int64
 	ageOn := false
 	if cfg.MaxAge > 0 {
-		ev, err := decodeStored(lastK, lastV)
+		k, v := m.Seek(lastK)
+		last, err := decodeAt(m, k, v)
 		if err != nil {
 			return nil, 0, err
 		}
-		newest = ev.Time
-		if k, v := c.Seek(evKey(w.base+1, 0)); k != nil {
-			oldest, err := decodeStored(k, v)
+		newest = last.Time
+		if k, v := m.Seek(evKey(w.base+1, 0)); k != nil {
+			oldest, err := decodeAt(m, k, v)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -77,9 +103,9 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 	if need == 0 && !ageOn {
 		return nil, 0, nil
 	}
-	var out []fsm.Event
+	var out []stored
 	var upTo fsm.RaftIndex
-	k, v := c.Seek(evKey(w.base+1, 0))
+	k, v := m.Seek(evKey(w.base+1, 0))
 	for k != nil {
 		idx, _, err := parseKey(k)
 		if err != nil {
@@ -88,9 +114,9 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 		if idx >= lastIdx {
 			break
 		}
-		var group []fsm.Event
-		for ; k != nil; k, v = c.Next() {
-			ev, err := decodeStored(k, v)
+		var group []stored
+		for ; k != nil; k, v = m.Next() {
+			ev, err := decodeAt(m, k, v)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -110,7 +136,11 @@ func (w *writer) trimPlan() ([]fsm.Event, fsm.RaftIndex, error) {
 // trim folds evs (whole raft indexes up to upTo) into the base state, keeps the
 // ones that explain the new base as reference records, deletes the rest, and
 // deletes the old reference records the new base no longer needs.
-func (w *writer) trim(evs []fsm.Event, upTo fsm.RaftIndex) error {
+func (w *writer) trim(sts []stored, upTo fsm.RaftIndex) error {
+	evs := make([]fsm.Event, len(sts))
+	for i, st := range sts {
+		evs[i] = st.Event
+	}
 	base, err := w.loadBase()
 	if err != nil {
 		return err
@@ -125,20 +155,30 @@ func (w *writer) trim(evs []fsm.Event, upTo fsm.RaftIndex) error {
 	if err := clampCheckpoints(base, evs, upTo); err != nil {
 		return err
 	}
-	for _, ev := range evs {
-		key := evKey(ev.Index, ev.Seq)
-		if cp, ok := ev.Body.(fsm.Checkpointed); ok && bytes.Equal(w.bs.ckpt.Get([]byte(cp.Partition)), key) {
-			if err := w.bs.ckpt.Delete([]byte(cp.Partition)); err != nil {
+	for _, st := range sts {
+		key := evKey(st.Index, st.Seq)
+		switch {
+		case st.ckpt:
+			// A checkpoint record is its partition's latest checkpoint
+			// (and never a reference record): its pointer goes with it.
+			p := []byte(st.Body.(fsm.Checkpointed).Partition)
+			if bytes.Equal(w.bs.ckpt.Get(p), key) {
+				if err := w.bs.ckpt.Delete(p); err != nil {
+					return err
+				}
+			}
+			if err := w.removeCheckpoint(key); err != nil {
 				return err
 			}
-		}
-		if isRef(base, ev) {
+		case isRef(base, st.Event):
 			if err := w.bs.refs.Put(key, []byte{1}); err != nil {
 				return err
 			}
 			w.refs++
-		} else if err := w.remove(key); err != nil {
-			return err
+		default:
+			if err := w.remove(key); err != nil {
+				return err
+			}
 		}
 	}
 	w.tail -= uint64(len(evs))
@@ -334,6 +374,19 @@ func decodeStored(key, v []byte) (fsm.Event, error) {
 	return ev, nil
 }
 
+// decodeCheckpoint decodes a checkpoint record's event: a stored event
+// (decodeStored) that must be a Checkpointed.
+func decodeCheckpoint(key, v []byte) (fsm.Event, error) {
+	ev, err := decodeStored(key, v)
+	if err != nil {
+		return fsm.Event{}, err
+	}
+	if _, ok := ev.Body.(fsm.Checkpointed); !ok {
+		return fsm.Event{}, fmt.Errorf("%w: checkpoint record %x holds a %s event", ErrCorrupt, key, ev.Type())
+	}
+	return ev, nil
+}
+
 // Replay returns the state the log describes: the base state with every event
 // above the base index folded in. Invariant 5 says it has the live state's
 // content (compare with fsm.SameContent). It reads in one transaction, so it is
@@ -361,13 +414,13 @@ func (l *Log) Replay() (*fsm.State, error) {
 		if w.base == math.MaxUint64 {
 			return nil // nothing can be above it
 		}
-		c := bs.events.Cursor()
-		for k, v := c.Seek(evKey(w.base+1, 0)); k != nil; k, v = c.Next() {
-			ev, err := decodeStored(k, v)
+		m := allEvents(w.bs)
+		for k, v := m.Seek(evKey(w.base+1, 0)); k != nil; k, v = m.Next() {
+			ev, err := decodeAt(m, k, v)
 			if err != nil {
 				return err
 			}
-			if err := s.Fold(ev); err != nil {
+			if err := s.Fold(ev.Event); err != nil {
 				return fmt.Errorf("%w: replay: %w", ErrCorrupt, err)
 			}
 		}

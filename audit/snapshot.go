@@ -122,38 +122,18 @@ func (s *Snap) chunk(after []byte) (evs [][]byte, last []byte, err error) {
 		if err != nil {
 			return err
 		}
-		ec, hc := bs.events.Cursor(), bs.held.Cursor()
-		seek := func(c *bbolt.Cursor) ([]byte, []byte) {
-			if after == nil {
-				return c.First()
-			}
-			k, v := c.Seek(after)
-			if bytes.Equal(k, after) {
-				k, v = c.Next()
-			}
-			return k, v
+		// The events and checkpoint records stored now, and the ones
+		// deleted (trimmed, or checkpoints replaced) since the snapshot was
+		// taken; those deleted before it are not part of it.
+		m := newMerged(bs.events.Cursor(), bs.cev.Cursor(), &heldAfter{c: bs.held.Cursor(), clock: s.clock})
+		var k, v []byte
+		if after == nil {
+			k, v = m.First()
+		} else if k, v = m.Seek(after); bytes.Equal(k, after) {
+			k, v = m.Next()
 		}
-		ek, ev := seek(ec)
-		hk, hv := seek(hc)
 		size := 0
-		for {
-			// Held events deleted before the snapshot was taken are not part
-			// of it.
-			for hk != nil && (len(hv) < 8 || binary.BigEndian.Uint64(hv) <= s.clock) {
-				hk, hv = hc.Next()
-			}
-			var k, v []byte
-			switch {
-			case ek != nil && (hk == nil || bytes.Compare(ek, hk) <= 0):
-				k, v = ek, ev
-				if bytes.Equal(ek, hk) {
-					hk, hv = hc.Next()
-				}
-				ek, ev = ec.Next()
-			case hk != nil:
-				k, v = hk, hv[8:]
-				hk, hv = hc.Next()
-			}
+		for ; ; k, v = m.Next() {
 			if k == nil || bytes.Compare(k, end) > 0 {
 				last = nil
 				return nil

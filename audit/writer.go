@@ -35,7 +35,7 @@ func (l *Log) writer(tx *bbolt.Tx, hold bool) (*writer, error) {
 	}
 	// Keys of these grow (almost) monotonically: pack their pages (bbolt splits
 	// pages at FillPercent, 0.5 by default, which suits random inserts).
-	bs.events.FillPercent, bs.time.FillPercent = 0.95, 0.95
+	bs.events.FillPercent, bs.time.FillPercent, bs.cev.FillPercent = 0.95, 0.95, 0.95
 	w := &writer{l: l, bs: bs, gen: gen, hold: hold}
 	var base uint64
 	for _, c := range []struct {
@@ -76,15 +76,15 @@ func (w *writer) view() (*view, error) {
 	if v.base == nil {
 		v.base = w.l.view.Load().base // unchanged by this transaction
 	}
-	c := w.bs.events.Cursor()
+	first, last := firstLast(w.bs)
 	var err error
-	if k, _ := c.First(); k != nil {
-		if v.bounds.First, _, err = parseKey(k); err != nil {
+	if first != nil {
+		if v.bounds.First, _, err = parseKey(first); err != nil {
 			return nil, err
 		}
 	}
-	if k, _ := c.Last(); k != nil {
-		if v.bounds.Last, _, err = parseKey(k); err != nil {
+	if last != nil {
+		if v.bounds.Last, _, err = parseKey(last); err != nil {
 			return nil, err
 		}
 	}
@@ -92,6 +92,24 @@ func (w *writer) view() (*view, error) {
 	v.bounds.Count = int(w.tail + w.refs)
 	v.bounds.Refs = int(w.refs)
 	return v, nil
+}
+
+// firstLast returns the oldest and newest stored event keys, among the events
+// and the checkpoint records (nil if there are none); the keys are bbolt's.
+func firstLast(bs *buckets) (first, last []byte) {
+	ec, cc := bs.events.Cursor(), bs.cev.Cursor()
+	ef, _ := ec.First()
+	cf, _ := cc.First()
+	el, _ := ec.Last()
+	cl, _ := cc.Last()
+	first, last = ef, el
+	if cf != nil && (first == nil || bytes.Compare(cf, first) < 0) {
+		first = cf
+	}
+	if cl != nil && (last == nil || bytes.Compare(cl, last) > 0) {
+		last = cl
+	}
+	return first, last
 }
 
 // add stores one event unless it is already there, folded away, or an older
@@ -106,33 +124,45 @@ func (w *writer) add(ev fsm.Event) (bool, error) {
 	key := evKey(ev.Index, ev.Seq)
 	enc := fsm.EncodeEvent(ev)
 	if w.last == nil {
-		w.last, _ = w.bs.events.Cursor().Last()
-		w.last = append([]byte{}, w.last...) // empty, not nil, for an empty log
+		_, last := firstLast(w.bs)
+		w.last = append([]byte{}, last...) // empty, not nil, for an empty log
 	}
 	if bytes.Compare(key, w.last) > 0 {
 		w.last = key // the usual case: beyond the newest event, so not stored yet
-	} else if old := w.bs.events.Get(key); old != nil {
-		if !bytes.Equal(old, enc) {
-			return false, ErrConflict
+	} else {
+		old := w.bs.events.Get(key)
+		if old == nil {
+			old = w.bs.cev.Get(key)
 		}
-		return false, nil
+		if old != nil {
+			if !bytes.Equal(old, enc) {
+				return false, ErrConflict
+			}
+			return false, nil
+		}
 	}
 	if cp, ok := ev.Body.(fsm.Checkpointed); ok {
-		added, err := w.compact(cp.Partition, key)
+		added, err := w.replaceCheckpoint(cp.Partition, key, enc)
 		if !added || err != nil {
 			return false, err
 		}
-	}
-	if err := w.put(key, enc, ev); err != nil {
+	} else if err := w.put(key, enc, ev); err != nil {
 		return false, err
 	}
 	w.tail++
 	return true, nil
 }
 
-// compact records key as partition p's latest checkpoint and deletes the one it
-// replaces. It reports false if a newer checkpoint is already stored.
-func (w *writer) compact(p fsm.PartitionID, key []byte) (bool, error) {
+// replaceCheckpoint makes the checkpoint enc under key partition p's record,
+// replacing (deleting) the one it supersedes. It reports false if a newer
+// checkpoint is already stored.
+//
+// The record is the event in the cev bucket, which is ordered by event key
+// like the events bucket, and the ckpt pointer to it. Neither has secondary
+// index entries: queries merge the records back in (query.go). So a
+// replacement is two small-bucket updates in place of the delete and insert
+// of an event with four index entries each.
+func (w *writer) replaceCheckpoint(p fsm.PartitionID, key, enc []byte) (bool, error) {
 	if prev := w.bs.ckpt.Get([]byte(p)); prev != nil {
 		if len(prev) != keyLen {
 			return false, fmt.Errorf("%w: checkpoint of %s points at %x", ErrCorrupt, p, prev)
@@ -140,13 +170,14 @@ func (w *writer) compact(p fsm.PartitionID, key []byte) (bool, error) {
 		if bytes.Compare(prev, key) >= 0 {
 			return false, nil
 		}
-		prev = bytes.Clone(prev)
-		if w.bs.events.Get(prev) != nil {
-			if err := w.remove(prev); err != nil {
-				return false, err
-			}
-			w.tail--
+		if err := w.removeCheckpoint(bytes.Clone(prev)); err != nil {
+			return false, err
 		}
+		w.tail--
+	}
+	w.dirty = true
+	if err := w.bs.cev.Put(key, enc); err != nil {
+		return false, err
 	}
 	return true, w.bs.ckpt.Put([]byte(p), key)
 }
@@ -182,12 +213,36 @@ func (w *writer) remove(key []byte) error {
 	if err := w.bs.events.Delete(key); err != nil {
 		return err
 	}
-	if w.hold {
-		// The clock of this transaction: snapshots taken before it include
-		// the event.
-		return w.bs.held.Put(bytes.Clone(key), append(u64(w.clock+1), enc...))
+	return w.holdDeleted(key, enc)
+}
+
+// removeCheckpoint deletes a checkpoint record's event (the pointer is the
+// caller's), which must be stored; while snapshots are open it moves to the
+// held bucket. Counters are the caller's.
+func (w *writer) removeCheckpoint(key []byte) error {
+	// One seek for the check, the held copy and the delete.
+	c := w.bs.cev.Cursor()
+	k, enc := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return fmt.Errorf("%w: checkpoint %x is not stored", ErrCorrupt, key)
 	}
-	return nil
+	if w.hold {
+		enc = bytes.Clone(enc)
+	}
+	w.dirty = true
+	if err := c.Delete(); err != nil {
+		return err
+	}
+	return w.holdDeleted(key, enc)
+}
+
+// holdDeleted keeps a deleted event for the open snapshots, if any, stamped
+// with this transaction's clock: snapshots taken before it include the event.
+func (w *writer) holdDeleted(key, enc []byte) error {
+	if !w.hold {
+		return nil
+	}
+	return w.bs.held.Put(bytes.Clone(key), append(u64(w.clock+1), enc...))
 }
 
 // clearHeld empties the held bucket once no snapshot is open.
