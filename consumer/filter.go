@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -279,6 +280,11 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 			return false, fmt.Errorf("update consumer %s filters: %w", name, err)
 		}
 		m.cons, m.info = c, c.CachedInfo()
+		if a.log.Enabled(ctx, slog.LevelDebug) {
+			ci := m.info
+			a.log.Debug("consumer filter updated", "consumer", name, "version", sf.Version, "subjects", len(want),
+				"delivered", ci.Delivered.Stream, "ack_floor", ci.AckFloor.Stream)
+		}
 		a.metrics.subjectChanges(have, want)
 		a.metrics.updates.WithLabelValues("success").Inc()
 	}

@@ -162,8 +162,10 @@ func (a *Applier) notice(n core.Notice) {
 		a.log.Warn("partition stuck; retrying its step", "partition", n.Partition, "epoch", n.Epoch, "phase", n.Phase.String(), "for", n.Took)
 	case core.NoticeDuplicate:
 		a.metrics.duplicates.Inc()
+		a.log.Debug("duplicate delivery", "partition", n.Partition, "seq", n.Seq)
 	case core.NoticeStray:
 		a.metrics.messages.WithLabelValues("stray").Inc()
+		a.log.Debug("stray delivery", "seq", n.Seq)
 	case core.NoticeRefused:
 		a.log.Info("report refused", "partition", n.Partition, "epoch", n.Epoch, "err", n.Err)
 	case core.NoticeDrainTimeout:

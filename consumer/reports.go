@@ -3,6 +3,7 @@ package consumer
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -147,6 +148,13 @@ func (a *Applier) read(ctx context.Context, r core.Read) {
 	} else if !eof {
 		out = cutSorted(out, fsm.StreamSeq(bound))
 		a.metrics.catchupReads.Add(float64(len(out)))
+	}
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		first, last := fsm.StreamSeq(0), fsm.StreamSeq(0)
+		if len(out) > 0 {
+			first, last = out[0].Seq, out[len(out)-1].Seq
+		}
+		a.log.Debug("catch-up read", "partition", r.Partition, "after", r.After, "n", len(out), "first", first, "last", last, "eof", eof, "err", err)
 	}
 	id, gen := r.Partition, r.Gen
 	a.post(ctx, func(c *core.Core, now time.Time) { c.ReadDone(now, id, gen, out, eof, err) })

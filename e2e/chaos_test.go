@@ -291,9 +291,16 @@ func (r *chaosRig) startWorker(id fsm.WorkerID) {
 	w := r.workers[id]
 	w.runs++
 	w.name = fmt.Sprintf("%s.%d", id, w.runs)
-	file := filepath.Join(r.dir, w.name+".rec")
+	dir, extra := r.dir, []string{"--close-timeout", "5s", "--janitor-interval", "2s"}
+	if keep := os.Getenv("BATON_E2E_LOGS"); keep != "" {
+		// Kept for the hunt: the records beside the logs, and the
+		// workers' debug lines (reads, duplicates, strays).
+		dir = filepath.Join(keep, strings.ReplaceAll(r.t.Name(), "/", "_"))
+		extra = append(extra, "--log-level", "debug")
+	}
+	file := filepath.Join(dir, w.name+".rec")
 	r.records[fsm.WorkerID(w.name)] = file
-	w.proc = startRecordingWorker(r.t, id, r.natsURL, w.via, file, "--close-timeout", "5s", "--janitor-interval", "2s")
+	w.proc = startRecordingWorker(r.t, id, r.natsURL, w.via, file, extra...)
 }
 
 // startMover moves one or two random partitions to a random active,

@@ -141,6 +141,8 @@ type Notice struct {
 	Phase     Phase
 	Took      time.Duration
 	Err       error
+	// Seq is the delivery's stream sequence (duplicates, strays).
+	Seq fsm.StreamSeq
 }
 
 // NoticeKind says what a Notice is about.

@@ -1100,7 +1100,7 @@ func (c *Core) deliver(d *Delivery) {
 // ack could remove an unprocessed message from a WorkQueue stream) and acked
 // when it comes back.
 func (c *Core) duplicate(p *part, d *Delivery) {
-	c.emit(Notice{Kind: NoticeDuplicate, Partition: p.id})
+	c.emit(Notice{Kind: NoticeDuplicate, Partition: p.id, Seq: d.Seq})
 	if d.Seq <= p.processed && !d.FromRead {
 		c.emit(Ack{Msg: d})
 	}
@@ -1110,7 +1110,7 @@ func (c *Core) duplicate(p *part, d *Delivery) {
 // stream an ack is harmless (the message stays for its owner); on WorkQueue
 // and Interest it could delete the message, so it is left alone.
 func (c *Core) stray(d *Delivery) {
-	c.emit(Notice{Kind: NoticeStray})
+	c.emit(Notice{Kind: NoticeStray, Seq: d.Seq})
 	if c.cfg.Retention == Limits && !d.FromRead {
 		c.emit(Ack{Msg: d})
 	}
