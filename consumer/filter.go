@@ -41,7 +41,10 @@ type filterManager struct {
 	exists bool
 	paused bool
 	// gone: the consumer was found deleted and is not made again yet.
-	gone    bool
+	gone bool
+	// probe: a create failed with an unknown outcome; the next attempt
+	// looks for the consumer first.
+	probe   bool
 	cons    jetstream.Consumer
 	info    *jetstream.ConsumerInfo // as the last read or update returned it
 	last    time.Time
@@ -225,7 +228,7 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		// A new incarnation: the previous one's consumer is left to the
 		// next owners of its partitions (and the janitor).
 		m.stopPull()
-		m.inc, m.exists, m.paused, m.cons, m.info, m.gone = sf.Inc, false, false, nil, nil, false
+		m.inc, m.exists, m.paused, m.cons, m.info, m.gone, m.probe = sf.Inc, false, false, nil, nil, false, false
 	}
 	name := consumerName(a.opts.prefix, a.worker, sf.Inc)
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -250,6 +253,23 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 			m.cons, info = c, c.CachedInfo()
 			m.info = info
 		}
+	}
+	adopted := false
+	if !m.exists && m.probe {
+		// The last create failed, maybe only on its way back: a create
+		// applied but not answered left a consumer whose start sequence a
+		// new create cannot change (10012). Take it as it is.
+		c, err := a.stream.Consumer(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case err != nil:
+			return false, fmt.Errorf("read consumer %s: %w", name, err)
+		default:
+			m.cons, info, m.exists, adopted = c, c.CachedInfo(), true, true
+			m.info, m.paused, *m.dseq = info, false, 0
+			a.log.Info("consumer found made by an earlier attempt", "consumer", name)
+		}
+		m.probe = false
 	}
 	if !m.exists {
 		return m.makeAgain(ctx, name, want)
@@ -296,7 +316,10 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		m.paused = false
 	}
 	a.setConsumerErr(nil)
-	return false, nil
+	if adopted {
+		recreated, m.gone = m.gone, false
+	}
+	return recreated, nil
 }
 
 // lost notes that the consumer is gone: it is made again, and the core told
@@ -322,6 +345,7 @@ func (m *filterManager) makeAgain(ctx context.Context, name string, want []strin
 		return false, errFencedNoCreate
 	}
 	if err := m.create(ctx, name, want); err != nil {
+		m.probe = true
 		return false, err
 	}
 	recreated, m.gone = m.gone, false
@@ -408,6 +432,14 @@ func (m *filterManager) create(ctx context.Context, name string, want []string) 
 func (m *filterManager) toEmpty(ctx context.Context, name string) error {
 	a := m.a
 	if !m.exists {
+		if m.probe {
+			// A create of unknown outcome may have left it: nothing to
+			// cover, so it must not stay.
+			if err := a.stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("delete consumer %s: %w", name, err)
+			}
+			m.probe = false
+		}
 		return nil
 	}
 	m.stopPull()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/batonhq/baton/api"
 	"github.com/batonhq/baton/api/client"
 	"github.com/batonhq/baton/consumer/internal/core"
 	"github.com/batonhq/baton/fsm"
@@ -25,6 +26,16 @@ type hookCoord struct {
 	*client.Client
 	failHeartbeats atomic.Bool
 	otherWorker    fsm.WorkerID
+	// registered, if set, sees every registration before the applier.
+	registered func(api.Registration)
+}
+
+func (h *hookCoord) Register(ctx context.Context, req api.RegisterRequest) (api.Registration, error) {
+	r, err := h.Client.Register(ctx, req)
+	if err == nil && h.registered != nil {
+		h.registered(r)
+	}
+	return r, err
 }
 
 func (h *hookCoord) Heartbeat(ctx context.Context, w fsm.WorkerID, inc fsm.Incarnation) (time.Duration, error) {
@@ -345,4 +356,38 @@ func TestSelfFencing_ConsumerNotMadeAgainWhileFenced(t *testing.T) {
 	e.waitSettled()
 	stop()
 	e.waitHandled()
+}
+
+// TestCreateOfUnknownOutcome_ConsumerTaken: a create that the server applied
+// but whose answer was lost leaves a consumer that a second create cannot
+// match (its start sequence cannot be updated, 10012). The applier then
+// looks for it and takes it as it is, instead of failing every attempt.
+// The consumer is made here, as that lost create would have, between the
+// registration and the worker's first create.
+func TestCreateOfUnknownOutcome_ConsumerTaken(t *testing.T) {
+	e := newEnv(t, jetstream.LimitsPolicy, 4)
+	hc := &hookCoord{Client: e.client}
+	hc.registered = func(r api.Registration) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := e.js.CreateConsumer(ctx, e.stream, jetstream.ConsumerConfig{
+			Durable: consumerName("baton", r.Worker, r.Incarnation), FilterSubjects: []string{e.prefix + ".p00.>"},
+			AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: 1,
+		})
+		if err != nil {
+			t.Errorf("the lost create's consumer: %v", err)
+		}
+	}
+	// Messages first, so that the stream's end (where a create starts the
+	// consumer) is past where the lost create started it.
+	for i := range 8 {
+		e.publishOne(context.Background(), e.parts[i%len(e.parts)], i)
+	}
+	e.startWorkerWith("w1", hc, e.rec.handler("w1"))
+	e.waitSettled()
+	for i := 8; i < 40; i++ {
+		e.publishOne(context.Background(), e.parts[i%len(e.parts)], i)
+	}
+	e.waitHandled()
+	e.checkExactlyOnce()
 }
