@@ -337,6 +337,10 @@ func BenchmarkCatchupRead(b *testing.B) {
 // must be exact.
 func BenchmarkPause(b *testing.B) {
 	var pauses, steady, join, leave []time.Duration
+	// The leave's moves by phase, from the audit log (one clock: every
+	// node and worker runs in this process): prepare→drain, drain→commit,
+	// commit→the new owner's first handler entry.
+	leavePhase := map[string][]time.Duration{}
 	dups := 0
 	for i := 0; i < b.N; i++ {
 		e := newEnv(b, jetstream.LimitsPolicy, 16)
@@ -352,6 +356,39 @@ func BenchmarkPause(b *testing.B) {
 		stop()
 		e.waitHandled()
 		e.checkExactlyOnce()
+		type key struct {
+			p fsm.PartitionID
+			e fsm.Epoch
+		}
+		prepT, drainT := map[fsm.HandoffID]int64{}, map[fsm.HandoffID]int64{}
+		commitOf := map[key][2]int64{} // commit time, handoff
+		for _, ev := range e.checkAudit() {
+			switch x := ev.Body.(type) {
+			case fsm.Prepared:
+				prepT[x.Handoff] = ev.Time
+			case fsm.Drained:
+				drainT[x.Handoff] = ev.Time
+			case fsm.Committed:
+				commitOf[key{x.Partition, x.Epoch}] = [2]int64{ev.Time, int64(x.Handoff)}
+			}
+		}
+		for _, p := range e.parts {
+			recs := e.rec.records(p)
+			for j := 1; j < len(recs); j++ {
+				r, prev := recs[j], recs[j-1]
+				if prev.epoch == r.epoch || prev.worker != "w2" {
+					continue
+				}
+				c, ok := commitOf[key{p, r.epoch}]
+				h := fsm.HandoffID(c[1])
+				if !ok || prepT[h] == 0 || drainT[h] == 0 {
+					continue
+				}
+				leavePhase["prepare_drain"] = append(leavePhase["prepare_drain"], time.Duration(drainT[h]-prepT[h]))
+				leavePhase["drain_commit"] = append(leavePhase["drain_commit"], time.Duration(c[0]-drainT[h]))
+				leavePhase["commit_first"] = append(leavePhase["commit_first"], r.at.Sub(time.Unix(0, c[0])))
+			}
+		}
 		for _, p := range e.parts {
 			recs := e.rec.records(p)
 			seen := map[fsm.StreamSeq]bool{}
@@ -384,6 +421,10 @@ func BenchmarkPause(b *testing.B) {
 	b.ReportMetric(pct(join, 99).Seconds()*1000, "pause_join_p99_ms")
 	b.ReportMetric(pct(leave, 50).Seconds()*1000, "pause_leave_p50_ms")
 	b.ReportMetric(pct(leave, 99).Seconds()*1000, "pause_leave_p99_ms")
+	for _, ph := range []string{"prepare_drain", "drain_commit", "commit_first"} {
+		b.ReportMetric(pct(leavePhase[ph], 50).Seconds()*1000, "leave_"+ph+"_p50_ms")
+		b.ReportMetric(pct(leavePhase[ph], 99).Seconds()*1000, "leave_"+ph+"_p99_ms")
+	}
 	b.ReportMetric(pct(steady, 50).Seconds()*1000, "steady_p50_ms")
 	b.ReportMetric(pct(steady, 99).Seconds()*1000, "steady_p99_ms")
 	b.ReportMetric(float64(dups), "duplicates")
