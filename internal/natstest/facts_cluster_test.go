@@ -462,7 +462,7 @@ func TestFact_ClusterWorkQueueAddedSubjectBelowAckFloorRemoved(t *testing.T) {
 
 	// Adding p.b: b1 is below the floor, and a new consumer leader
 	// removes it.
-	cons, _ = upsert(t, st, consumerConfig("w", 2*time.Second, "p.a", "p.b"))
+	upsert(t, st, consumerConfig("w", 2*time.Second, "p.a", "p.b"))
 	if !inStream(t, st, b1) {
 		t.Fatalf("b1 removed by the filter update alone")
 	}
