@@ -376,6 +376,12 @@ func (m *filterManager) lowerFloor(ctx context.Context, name string) error {
 		}
 		m.paused = true
 	}
+	// On a cluster the pause is answered once proposed, and the consumer's
+	// leader applies it later: a reset before that would deliver at once
+	// (to pulls nobody reads any more, and past the new subjects' backlog).
+	if err := m.waitPaused(ctx, name); err != nil {
+		return err
+	}
 	if _, err := a.stream.ResetConsumerToSequence(ctx, name, 1); err != nil {
 		return fmt.Errorf("reset consumer %s: %w", name, err)
 	}
@@ -383,6 +389,23 @@ func (m *filterManager) lowerFloor(ctx context.Context, name string) error {
 	*m.dseq = 0
 	a.metrics.resets.Inc()
 	return nil
+}
+
+// waitPaused waits until the consumer's leader reports it paused.
+func (m *filterManager) waitPaused(ctx context.Context, name string) error {
+	b := newBackoff(5*time.Millisecond, 200*time.Millisecond)
+	for {
+		c, err := m.a.stream.Consumer(ctx, name)
+		if err == nil && c.CachedInfo().Paused {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("consumer %s: %w", name, err)
+		}
+		if !b.wait(ctx, transient) {
+			return fmt.Errorf("consumer %s not paused yet: %w", name, ctx.Err())
+		}
+	}
 }
 
 // adds reports whether want has a subject have lacks (both sorted).
