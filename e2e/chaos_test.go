@@ -733,16 +733,10 @@ func (r *chaosRig) check(published map[fsm.PartitionID][]fsm.StreamSeq) {
 	// Delivery: everything handled, nothing lost, reordered, or handled
 	// twice beyond a crash's checkpoint window.
 	var handled map[fsm.PartitionID][]delivery.Record
-	missing := 0
 	if _, err := waitUntil(2*timeout, func(context.Context) error {
 		var err error
-		if handled, err = readRecords(r.records); err != nil {
-			return err
-		}
-		if missing = unhandled(published, handled); missing > 0 {
-			return fmt.Errorf("%d messages not handled yet", missing)
-		}
-		return nil
+		handled, err = readAllHandled(r.records, published)
+		return err
 	}); err != nil {
 		fail("everything handled", "%v", err)
 	}

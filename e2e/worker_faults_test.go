@@ -457,16 +457,10 @@ func (r *faultRig) startWorker(id fsm.WorkerID, addr string, extra ...string) *w
 func (r *faultRig) verdict(t *testing.T, published map[fsm.PartitionID][]fsm.StreamSeq, evs []fsm.Event) {
 	t.Helper()
 	var handled map[fsm.PartitionID][]delivery.Record
-	missing := 0
 	_, err := waitUntil(timeout, func(context.Context) error {
 		var err error
-		if handled, err = readRecords(r.records); err != nil {
-			return err
-		}
-		if missing = unhandled(published, handled); missing > 0 {
-			return fmt.Errorf("%d messages not handled yet", missing)
-		}
-		return nil
+		handled, err = readAllHandled(r.records, published)
+		return err
 	})
 	if err != nil {
 		t.Errorf("waiting %s for every published message to be handled: %v", timeout, err)

@@ -80,13 +80,8 @@ func TestE2E_WorkersExactlyOnce(t *testing.T) {
 	var handled map[fsm.PartitionID][]delivery.Record
 	eventually(t, "every published message handled", func() error {
 		var err error
-		if handled, err = readRecords(records); err != nil {
-			return err
-		}
-		if missing := unhandled(published, handled); missing > 0 {
-			return fmt.Errorf("%d messages not handled yet", missing)
-		}
-		return nil
+		handled, err = readAllHandled(records, published)
+		return err
 	})
 
 	evs := sameAudit(t, servers)
@@ -305,6 +300,19 @@ func (p *publisher) halt() map[fsm.PartitionID][]fsm.StreamSeq {
 		out[k] = append([]fsm.StreamSeq(nil), v...)
 	}
 	return out
+}
+
+// readAllHandled reads the workers' records and fails while a published
+// message is not handled yet: the condition the tests wait on at the end.
+func readAllHandled(records map[fsm.WorkerID]string, published map[fsm.PartitionID][]fsm.StreamSeq) (map[fsm.PartitionID][]delivery.Record, error) {
+	handled, err := readRecords(records)
+	if err != nil {
+		return nil, err
+	}
+	if missing := unhandled(published, handled); missing > 0 {
+		return handled, fmt.Errorf("%d messages not handled yet", missing)
+	}
+	return handled, nil
 }
 
 // unhandled counts the published messages no record shows handled.
