@@ -238,36 +238,30 @@ func (m *filterManager) apply(ctx context.Context, sf core.SetFilter) (recreated
 		return false, m.toEmpty(ctx, name)
 	}
 	info := m.info
-	if m.exists && (info == nil || sf.Verify) {
+	adopted := false
+	if (m.exists && (info == nil || sf.Verify)) || (!m.exists && m.probe) {
 		// Read the consumer back: on a Verify (a stuck phase, pull-loop
-		// trouble) or when nothing is cached. Otherwise the configuration
-		// the last update returned stands in for it: an update of a
-		// consumer deleted behind our back fails, and is then recreated.
+		// trouble), when nothing is cached, or after a create of unknown
+		// outcome. Otherwise the configuration the last update returned
+		// stands in for it: an update of a consumer deleted behind our back
+		// fails, and is then recreated. A create applied but not answered
+		// left a consumer whose start sequence a new create cannot change
+		// (10012): it is taken as it is.
 		c, err := a.stream.Consumer(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			m.lost(name)
+			if m.exists {
+				m.lost(name)
+			}
 		case err != nil:
 			return false, fmt.Errorf("read consumer %s: %w", name, err)
 		default:
+			if !m.exists {
+				m.exists, m.paused, *m.dseq, adopted = true, false, 0, true
+				a.log.Info("consumer found made by an earlier attempt", "consumer", name)
+			}
 			m.cons, info = c, c.CachedInfo()
 			m.info = info
-		}
-	}
-	adopted := false
-	if !m.exists && m.probe {
-		// The last create failed, maybe only on its way back: a create
-		// applied but not answered left a consumer whose start sequence a
-		// new create cannot change (10012). Take it as it is.
-		c, err := a.stream.Consumer(ctx, name)
-		switch {
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
-		case err != nil:
-			return false, fmt.Errorf("read consumer %s: %w", name, err)
-		default:
-			m.cons, info, m.exists, adopted = c, c.CachedInfo(), true, true
-			m.info, m.paused, *m.dseq = info, false, 0
-			a.log.Info("consumer found made by an earlier attempt", "consumer", name)
 		}
 		m.probe = false
 	}
